@@ -1,0 +1,83 @@
+"""The logits-processor chain and the sampler: the one place that turns logits into a next token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gptkit.errors import GptkitError
+
+
+@dataclass
+class SamplingConfig:
+    max_new_tokens: int = 200
+    temperature: float = 1.0  # 0 means greedy (argmax)
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float = 1.0  # CTRL's penalty; 1.0 is off
+    stop_at_eot: bool = True
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise GptkitError(f"--temperature must be >= 0 (0 is greedy), got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise GptkitError(f"--top-k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise GptkitError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise GptkitError(f"--repetition-penalty must be > 0, got {self.repetition_penalty}")
+        if self.max_new_tokens < 0:
+            raise GptkitError(f"--max-new-tokens must be >= 0, got {self.max_new_tokens}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Make every token in ``seen`` (B, L) less likely, whatever the sign of its logit.
+
+    Dividing a negative logit would make it *more* likely, so negative logits are multiplied.
+    """
+    picked = logits.gather(1, seen)
+    picked = torch.where(picked > 0, picked / penalty, picked * penalty)
+    return logits.scatter(1, seen, picked)
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    kth = torch.topk(logits, min(k, logits.size(-1)), dim=-1).values[:, -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus sampling: keep the smallest set of tokens whose probability adds up to at least p."""
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    cumulative = sorted_logits.softmax(-1).cumsum(-1)
+    drop = cumulative - sorted_logits.softmax(-1) >= p  # mass before this token already reaches p
+    return logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+
+
+def process_logits(logits: torch.Tensor, cfg: SamplingConfig, seen: torch.Tensor | None = None) -> torch.Tensor:
+    """logits (B, V) of the next token -> filtered, temperature-scaled logits (B, V)."""
+    logits = logits.float()
+    if cfg.repetition_penalty != 1.0 and seen is not None and seen.numel():
+        logits = apply_repetition_penalty(logits, seen, cfg.repetition_penalty)
+    if cfg.greedy:
+        return logits
+    logits = logits / cfg.temperature
+    if cfg.top_k is not None:
+        logits = top_k_filter(logits, cfg.top_k)
+    if cfg.top_p is not None and cfg.top_p < 1.0:
+        logits = top_p_filter(logits, cfg.top_p)
+    return logits
+
+
+def sample(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None,
+           seen: torch.Tensor | None = None) -> torch.Tensor:
+    """Next token ids (B,) from next-token logits (B, V)."""
+    logits = process_logits(logits, cfg, seen)
+    if cfg.greedy:
+        return logits.argmax(-1)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)

@@ -1,0 +1,200 @@
+"""The GPT model: one class for GPT-1, GPT-2, GPT-3 and DialoGPT; the differences are config switches.
+
+Names mirror the papers and the original checkpoints (wte, wpe, h, ln_1, attn, ln_2, mlp, ln_f),
+so converting published weights is a matter of renaming, not re-plumbing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gptkit.config import GPTConfig
+from gptkit.errors import GptkitError
+from gptkit.io import load_tensors, save_tensors, write_text
+from gptkit.model.attention import CausalSelfAttention, build_attention_mask, positions_from_mask
+from gptkit.model.kv_cache import KVCache
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: n_embd -> 4 n_embd -> n_embd with GELU."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")  # the GELU approximation GPT-1/2 used
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """One Transformer block; ``ln_order`` picks GPT-1's post-LN or GPT-2's pre-LN residual order."""
+
+    def __init__(self, config: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.pre_ln = config.ln_order == "pre"
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, mask, kv_cache=None, input_pos=None):
+        if self.pre_ln:  # GPT-2: x + f(LN(x))
+            x = x + self.attn(self.ln_1(x), mask, kv_cache, input_pos)
+            return x + self.mlp(self.ln_2(x))
+        x = self.ln_1(x + self.attn(x, mask, kv_cache, input_pos))  # GPT-1: LN(x + f(x))
+        return self.ln_2(x + self.mlp(x))
+
+
+def sinusoidal_embedding(positions: torch.Tensor, n_embd: int) -> torch.Tensor:
+    """The original Transformer's fixed encoding: sin on even, cos on odd dimensions. (..., n_embd)."""
+    i = torch.arange(0, n_embd, 2, device=positions.device, dtype=torch.float32)
+    angles = positions[..., None].float() / (10000.0 ** (i / n_embd))
+    pe = torch.zeros(*positions.shape, n_embd, device=positions.device)
+    pe[..., 0::2] = torch.sin(angles)
+    pe[..., 1::2] = torch.cos(angles[..., : n_embd // 2])
+    return pe
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # W_e, also the output layer
+        if config.position == "learned":
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)  # W_p
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        if config.ln_order == "pre":
+            self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """N(0, 0.02) weights, zero biases; GPT-2 scales residual projections by 1/sqrt(2 n_layer)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        if self.config.ln_order == "pre":
+            for name, p in self.named_parameters():
+                if name.endswith("c_proj.weight"):
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        input_pos: torch.Tensor | None = None,
+        return_hidden: bool = False,
+    ) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, vocab_size), or final hidden states (B, T, n_embd).
+
+        attention_mask (B, T): 1 for real tokens, 0 for padding (left or right).
+        kv_cache / input_pos (T,): write this chunk at cache slots input_pos and attend to the cache.
+        """
+        B, T = idx.shape
+        cfg = self.config
+        if kv_cache is None:
+            if T > cfg.block_size:
+                raise GptkitError(f"sequence of length {T} exceeds the context length {cfg.block_size}")
+            input_pos = torch.arange(T, device=idx.device)
+            valid = attention_mask.bool() if attention_mask is not None else None
+        else:
+            if input_pos is None:
+                raise ValueError("input_pos is required with a kv_cache")
+            kv_cache.mark(input_pos, attention_mask)
+            valid = kv_cache.valid
+        n_keys = T if kv_cache is None else kv_cache.max_len
+        positions = positions_from_mask(valid)[:, input_pos] if valid is not None else input_pos[None]  # (B|1, T)
+
+        x = self.wte(idx)  # (B, T, n_embd)
+        x = x + (self.wpe(positions) if cfg.position == "learned" else sinusoidal_embedding(positions, cfg.n_embd).to(x.dtype))
+        x = self.drop(x)
+
+        plain = valid is None and kv_cache is None  # fast path: SDPA's built-in causal mask
+        dense = None if plain else build_attention_mask(input_pos, n_keys, valid, None)
+        banded = build_attention_mask(input_pos, n_keys, valid, cfg.local_window) if cfg.attention == "alternating" else None
+        for i, block in enumerate(self.h):
+            x = block(x, banded if cfg.is_banded(i) else dense, kv_cache, input_pos)
+        if cfg.ln_order == "pre":
+            x = self.ln_f(x)
+        if return_hidden:
+            return x
+        return F.linear(x, self.wte.weight)  # tied output layer: h_n W_e^T -> (B, T, vocab_size)
+
+    def new_kv_cache(self, batch_size: int, max_len: int | None = None, dtype: torch.dtype | None = None) -> KVCache:
+        cfg = self.config
+        p = self.wte.weight
+        return KVCache(cfg.n_layer, batch_size, cfg.n_head, max_len or cfg.block_size, cfg.head_dim,
+                       device=p.device, dtype=dtype or p.dtype)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # --- the checkpoint format: config.json + model.safetensors --------------------------------
+
+    def save_pretrained(self, directory: str | Path, tokenizer=None) -> None:
+        """Write config.json and model.safetensors (and the tokenizer's files when given), atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_tensors(directory / WEIGHTS_NAME, self.state_dict())
+        write_text(directory / CONFIG_NAME, json.dumps(self.config.to_dict(), indent=2) + "\n")
+        if tokenizer is not None:
+            tokenizer.save(directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None) -> GPT:
+        """Load a checkpoint straight onto ``device`` in ``dtype``: no random init, no second copy."""
+        from gptkit.checkpoint import resolve_model_dir
+
+        directory = resolve_model_dir(directory)
+        config = GPTConfig.load(directory / CONFIG_NAME)
+        with torch.device("meta"):
+            model = cls(config)
+        state = load_tensors(directory / WEIGHTS_NAME, device=device)
+        check_state_dict(model, state, directory / WEIGHTS_NAME)
+        if dtype is not None:
+            state = {k: v.to(dtype) for k, v in state.items()}
+        model.load_state_dict(state, assign=True)
+        return model.eval()
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source) -> None:
+    """Name every missing, unexpected or mis-shaped tensor, with both shapes."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = [f"missing tensor {k} {list(s)}" for k, s in expected.items() if k not in state]
+    problems += [f"unexpected tensor {k} {list(v.shape)}" for k, v in state.items() if k not in expected]
+    problems += [
+        f"tensor {k} has shape {list(v.shape)}, expected {list(expected[k])}"
+        for k, v in state.items() if k in expected and tuple(v.shape) != expected[k]
+    ]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise GptkitError(f"{source} does not match its config.json: {shown}")
+
+
+def count_parameters(config: GPTConfig) -> int:
+    """Parameter count of a config, built on the meta device: no memory, even for 175B."""
+    with torch.device("meta"):
+        return GPT(config).num_parameters()
+
+
+def flops_per_token(config: GPTConfig, seq_len: int | None = None) -> float:
+    """Training FLOPs per token (forward + backward): 6N plus attention, as in the PaLM appendix."""
+    T = seq_len or config.block_size
+    return 6 * count_parameters(config) + 12 * config.n_layer * config.n_embd * T

@@ -1,0 +1,111 @@
+"""The one tokenizer interface every backend implements, and loading by kind from a directory."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar, Iterable
+
+from gptkit.errors import GptkitError
+from gptkit.io import write_text
+
+EOT = "<|endoftext|>"
+CONFIG_NAME = "tokenizer_config.json"
+
+
+class Tokenizer(ABC):
+    """encode/decode between text and token ids, plus the end-of-text token and other specials."""
+
+    kind: ClassVar[str]
+    registry: ClassVar[dict[str, type[Tokenizer]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "kind", None):
+            Tokenizer.registry[cls.kind] = cls
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def special_tokens(self) -> dict[str, int]:
+        """Special token text -> id (always includes the end-of-text token)."""
+
+    @property
+    def eot_id(self) -> int:
+        return self.special_tokens[EOT]
+
+    @abstractmethod
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        """Token ids of ``text``. With ``allow_special=False`` "<|endoftext|>" is encoded as plain text."""
+
+    def encode_batch(self, texts: list[str], allow_special: bool = True) -> list[list[int]]:
+        return [self.encode(t, allow_special) for t in texts]
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+    @abstractmethod
+    def add_special_tokens(self, tokens: list[str]) -> list[int]:
+        """Add new special tokens (e.g. GPT-1's start/delimiter/extract) at the end of the vocabulary."""
+
+    @abstractmethod
+    def _save_files(self, directory: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def _load_files(cls, directory: Path, config: dict) -> Tokenizer: ...
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_files(directory)
+        config = {"gptkit_tokenizer": self.kind, "eos_token": EOT, "special_tokens": self.special_tokens,
+                  **self._hf_config()}
+        write_text(directory / CONFIG_NAME, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+    def _hf_config(self) -> dict:
+        """Extra tokenizer_config.json keys that let other libraries read the same directory."""
+        return {}
+
+    @staticmethod
+    def load(directory: str | Path) -> Tokenizer:
+        directory = Path(directory)
+        path = directory / CONFIG_NAME
+        if not path.is_file():
+            raise GptkitError(f"no tokenizer in {directory} ({CONFIG_NAME} is missing)")
+        try:
+            config = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise GptkitError(f"{path} is not valid JSON ({e})") from None
+        kind = config.get("gptkit_tokenizer")
+        if kind not in Tokenizer.registry:
+            raise GptkitError(f"{path}: unknown tokenizer kind {kind!r}; known: {', '.join(Tokenizer.registry)}")
+        return Tokenizer.registry[kind]._load_files(directory, config)
+
+    @staticmethod
+    def gpt2() -> Tokenizer:
+        """GPT-2's byte-level BPE (50,257 tokens), from the original files shipped in the package."""
+        from gptkit.tokenizer.bpe import ByteLevelBPETokenizer
+
+        return ByteLevelBPETokenizer.gpt2()
+
+    @staticmethod
+    def char(text: str) -> Tokenizer:
+        """A character vocabulary of every character in ``text`` (for tiny experiments, or Chinese)."""
+        from gptkit.tokenizer.char import CharTokenizer
+
+        return CharTokenizer.from_text(text)
+
+    @staticmethod
+    def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
+        """A new byte-level BPE vocabulary of ``vocab_size`` tokens learned from ``texts``."""
+        from gptkit.tokenizer.bpe import ByteLevelBPETokenizer
+
+        return ByteLevelBPETokenizer.train(texts, vocab_size, min_frequency)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"

@@ -1,0 +1,92 @@
+"""A character-level vocabulary: one token per character (tiny experiments, Chinese chit-chat)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from gptkit.errors import GptkitError
+from gptkit.io import write_text
+from gptkit.tokenizer.base import EOT, Tokenizer
+
+UNK = "<|unk|>"
+
+
+class CharTokenizer(Tokenizer):
+    """Ids 0.. are the special tokens (end-of-text, unknown, ...), then the characters in sorted order."""
+
+    kind = "char"
+
+    def __init__(self, tokens: list[str]):
+        if tokens[:2] != [EOT, UNK]:
+            raise GptkitError(f"a character vocabulary must start with {EOT} and {UNK}")
+        self._index(list(tokens))
+
+    def _index(self, tokens: list[str]) -> None:
+        self.itos = tokens
+        self.stoi = {t: i for i, t in enumerate(tokens)}
+        self._specials = [t for t in tokens if len(t) > 1]
+        chars = [(ord(t), i) for i, t in enumerate(tokens) if len(t) == 1]
+        chars.sort()
+        self._codepoints = np.array([c for c, _ in chars], dtype=np.uint32)
+        self._ids = np.array([i for _, i in chars], dtype=np.int64)
+        self._special_re = re.compile("(" + "|".join(map(re.escape, self._specials)) + ")")
+
+    @classmethod
+    def from_text(cls, text: str) -> CharTokenizer:
+        text = text.replace(EOT, "")
+        return cls([EOT, UNK, *sorted(set(text))])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        return {t: self.stoi[t] for t in self._specials}
+
+    def _encode_chars(self, text: str) -> np.ndarray:
+        if not text:
+            return np.zeros(0, dtype=np.int64)
+        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        pos = np.searchsorted(self._codepoints, cps).clip(max=len(self._codepoints) - 1)
+        found = self._codepoints[pos] == cps
+        return np.where(found, self._ids[pos], self.stoi[UNK])
+
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        if not allow_special:
+            return self._encode_chars(text).tolist()
+        ids: list[int] = []
+        for piece in self._special_re.split(text):
+            if piece in self.stoi and len(piece) > 1:
+                ids.append(self.stoi[piece])
+            else:
+                ids.extend(self._encode_chars(piece).tolist())
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.itos[i] for i in ids)
+
+    def add_special_tokens(self, tokens: list[str]) -> list[int]:
+        new = [t for t in tokens if t not in self.stoi]
+        self._index(self.itos + new)
+        return [self.stoi[t] for t in tokens]
+
+    def _save_files(self, directory: Path) -> None:
+        write_text(directory / "vocab.json", json.dumps(self.stoi, ensure_ascii=False, indent=0) + "\n")
+
+    @classmethod
+    def _load_files(cls, directory: Path, config: dict) -> CharTokenizer:
+        path = directory / "vocab.json"
+        try:
+            stoi = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise GptkitError(f"cannot read the character vocabulary {path}: {e}") from None
+        tokens = sorted(stoi, key=stoi.get)
+        if [stoi[t] for t in tokens] != list(range(len(tokens))):
+            raise GptkitError(f"{path}: token ids must be 0..{len(tokens) - 1} without gaps")
+        return cls(tokens)

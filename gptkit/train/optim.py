@@ -1,0 +1,45 @@
+"""AdamW with decay on matrices only, the learning-rate schedule, and (de)serialising optimizer
+state as plain tensors + JSON so checkpoints never need pickle."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float],
+                   device_type: str) -> torch.optim.AdamW:
+    """Weight decay on weight matrices and embeddings; none on biases and LayerNorm gains."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == "cuda")
+
+
+def lr_at(step: int, max_lr: float, min_lr: float, warmup: int, total: int) -> float:
+    """Linear warmup to max_lr over ``warmup`` steps, then cosine decay to min_lr at ``total``."""
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - min_lr)
+
+
+def optimizer_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict, dict]:
+    """(tensors, json-able meta) holding the optimizer's whole state."""
+    state = optimizer.state_dict()
+    tensors = {f"{prefix}.{pid}.{key}": value for pid, slots in state["state"].items()
+               for key, value in slots.items()}
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, prefix: str = "optim") -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        head, pid, key = name.split(".", 2)
+        if head == prefix:
+            state.setdefault(int(pid), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

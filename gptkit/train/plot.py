@@ -1,0 +1,47 @@
+"""The loss curve a person looks at after a run: train loss (raw and smoothed) and validation loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: works on servers without a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_losses(metrics_path: str | Path, png_path: str | Path, baseline: float | None = None,
+                title: str = "training loss") -> Path:
+    records = read_metrics(metrics_path)
+    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    if train:
+        steps, losses = zip(*train)
+        ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8)
+        smooth, ema = [], losses[0]
+        for x in losses:
+            ema = 0.95 * ema + 0.05 * x
+            smooth.append(ema)
+        ax.plot(steps, smooth, color="tab:blue", label="train (smoothed)")
+    if val:
+        ax.plot(*zip(*val), "o-", color="tab:orange", label="validation")
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", linestyle="--", label=f"unigram baseline ({baseline:.2f})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return Path(png_path)
