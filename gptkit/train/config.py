@@ -23,7 +23,7 @@ class TrainConfig:
     init_from: str | None = None  # start from these weights instead of a random init
     model: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"n_layer": 2}
     # optimisation (AdamW, linear warmup then cosine decay to min_lr)
-    max_steps: int = 2500
+    max_steps: int = 1500
     batch_size: int = 32
     block_size: int | None = None  # None: the preset's context length
     grad_accum: int = 1

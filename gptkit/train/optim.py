@@ -39,7 +39,7 @@ def optimizer_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim"
 def optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, prefix: str = "optim") -> None:
     state: dict[int, dict] = {}
     for name, value in tensors.items():
-        head, pid, key = name.split(".", 2)
-        if head == prefix:
+        if name.startswith(prefix + "."):
+            _, pid, key = name.split(".", 2)
             state.setdefault(int(pid), {})[key] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

@@ -1,0 +1,3 @@
+from gptkit.cli.main import main
+
+main()

@@ -1,0 +1,158 @@
+"""The real `gptkit` command, in process through click's runner, plus one end-to-end subprocess."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gptkit.cli.main import cli
+
+TINY = ["--preset", "tiny", "--max-steps", "4", "--batch-size", "4", "--block-size", "32",
+        "--eval-every", "2", "--eval-batches", "1", "--sample-tokens", "0", "--quiet"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def assert_clean_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(char_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli_run")
+    result = run("pretrain", "--data", char_data, "--out", str(out), *TINY)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_pretrain_reports_loss_baseline_and_files(trained):
+    assert (trained / "loss.png").exists() and (trained / "latest").exists()
+
+
+def test_generate_samples_from_a_run_directory(trained):
+    result = run("generate", "--model", str(trained), "--prompt", "Shall I", "--max-new-tokens", "20",
+                 "--seed", "1", "--num-samples", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("Shall I") == 2 and "--- sample 2 ---" in result.stdout
+    again = run("generate", "--model", str(trained), "--prompt", "Shall I", "--max-new-tokens", "20",
+                "--seed", "1", "--num-samples", "2")
+    assert again.stdout == result.stdout
+
+
+def test_generate_greedy_is_deterministic(trained):
+    a = run("generate", "--model", str(trained), "--prompt", "O", "--greedy", "--max-new-tokens", "15", "--no-stop")
+    b = run("generate", "--model", str(trained), "--prompt", "O", "--greedy", "--max-new-tokens", "15", "--no-stop")
+    assert a.exit_code == 0 and a.stdout == b.stdout and len(a.stdout.strip()) >= 10
+
+
+def test_info_counts_175b_as_json():
+    result = run("info", "--preset", "gpt3-175b", "--json")
+    assert json.loads(result.stdout)["parameters"] == 174_604_259_328
+
+
+def test_info_lists_presets():
+    assert "gpt2-xl" in run("info", "--list").stdout
+
+
+def test_prepare_and_tokenizer_train_from_files(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    from gptkit.data import shakespeare
+
+    (corpus / "a.txt").write_text(next(w["text"] for w in shakespeare() if w["name"] == "sonnets"))
+    (corpus / "b.jsonl").write_text("\n".join(json.dumps({"text": f"line {i} of the play"}) for i in range(40)))
+    result = run("tokenizer", "train", "--input", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "tok"))
+    assert result.exit_code == 0, result.output
+    result = run("prepare", "--input", str(corpus), "--tokenizer", str(tmp_path / "tok"), "--out",
+                 str(tmp_path / "data"), "--workers", "2", "--val-fraction", "0.1")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "data" / "meta.json").read_text())
+    assert meta["vocab_size"] == 300 and meta["splits"]["train"]["documents"] + meta["splits"]["val"]["documents"] == 41
+
+
+def test_prepare_bundled_shakespeare_holds_out_whole_plays(tmp_path):
+    result = run("prepare", "--input", "shakespeare", "--tokenizer", "char", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["splits"]["train"]["documents"] == 39 and meta["splits"]["val"]["documents"] == 3
+
+
+# --- bad input: one clear line, exit status 2, never a traceback ---------------------------------
+
+def test_missing_corpus(tmp_path):
+    assert_clean_error(run("prepare", "--input", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "d")),
+                       "no input files found")
+
+
+def test_empty_corpus(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    assert_clean_error(run("prepare", "--input", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "d")),
+                       "the corpus is empty")
+
+
+def test_unknown_preset(char_data, tmp_path):
+    assert_clean_error(run("pretrain", "--data", char_data, "--out", str(tmp_path), "--preset", "gpt9", "--quiet"),
+                       "unknown preset 'gpt9'", "gpt2-medium")
+
+
+def test_n_embd_not_divisible_by_n_head(char_data, tmp_path):
+    (tmp_path / "cfg.yaml").write_text("model:\n  n_head: 3\n")
+    assert_clean_error(run("pretrain", "--config", str(tmp_path / "cfg.yaml"), "--data", char_data,
+                           "--out", str(tmp_path / "r"), *TINY), "must be divisible by n_head")
+
+
+def test_truncated_shard(char_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(char_data, data)
+    shard = data / "train-00000.bin"
+    shard.write_bytes(shard.read_bytes()[:-10])
+    assert_clean_error(run("pretrain", "--data", str(data), "--out", str(tmp_path / "r"), *TINY), "truncated")
+
+
+def test_not_a_shard(char_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(char_data, data)
+    (data / "val-00000.bin").write_bytes(b"hello world, not tokens" * 10)
+    assert_clean_error(run("pretrain", "--data", str(data), "--out", str(tmp_path / "r"), *TINY), "bad magic")
+
+
+def test_truncated_checkpoint(trained, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(trained / "checkpoints" / (trained / "latest").read_text().strip(), ckpt)
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert_clean_error(run("generate", "--model", str(ckpt), "--prompt", "x"), "truncated or corrupt")
+
+
+def test_tokenizer_that_does_not_match_the_model(trained, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(trained / "checkpoints" / (trained / "latest").read_text().strip(), ckpt)
+    from gptkit import Tokenizer
+
+    Tokenizer.gpt2().save(ckpt)  # 50,257 tokens next to a model of a few dozen
+    assert_clean_error(run("generate", "--model", str(ckpt)), "the tokenizer has 50257 tokens")
+
+
+def test_resume_without_checkpoint(char_data, tmp_path):
+    assert_clean_error(run("pretrain", "--data", char_data, "--out", str(tmp_path / "new"), "--resume", *TINY),
+                       "holds no checkpoint to resume from")
+
+
+def test_generate_from_a_directory_without_checkpoint(tmp_path):
+    assert_clean_error(run("generate", "--model", str(tmp_path)), "no checkpoint in")
+
+
+def test_the_installed_command_runs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "gptkit", "info", "--preset", "nope"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.startswith("error: unknown preset") and "Traceback" not in result.stderr

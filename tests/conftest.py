@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny models and a small prepared corpus, built once per session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptkit import GPT, GPTConfig
+from gptkit.data import Document, prepare, shakespeare
+from gptkit.tokenizer import Tokenizer
+
+VARIANTS = {
+    "gpt2-pre": {},
+    "gpt1-post": {"ln_order": "post"},
+    "gpt3-banded": {"attention": "alternating", "local_window": 4},
+    "sinusoidal": {"position": "sinusoidal"},
+}
+
+
+def tiny_model(seed: int = 0, **overrides) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig.preset("tiny", **overrides)).eval()
+
+
+@pytest.fixture(params=list(VARIANTS), ids=list(VARIANTS))
+def variant_model(request) -> GPT:
+    return tiny_model(**VARIANTS[request.param])
+
+
+@pytest.fixture(scope="session")
+def small_corpus() -> dict[str, list[Document]]:
+    """Three short works for training, one for validation (real Shakespeare, ~200 KB)."""
+    works = {w["name"]: w["text"] for w in shakespeare()}
+    train = [Document(works[n], n) for n in ("sonnets", "lovers_complaint", "phoenix_and_the_turtle")]
+    return {"train": train, "val": [Document(works["passionate_pilgrim"], "passionate_pilgrim")]}
+
+
+@pytest.fixture(scope="session")
+def char_data(tmp_path_factory, small_corpus) -> str:
+    """A prepared character-level data directory of the small corpus."""
+    out = tmp_path_factory.mktemp("char_data")
+    docs = [(split, d) for split, ds in small_corpus.items() for d in ds]
+    tok = Tokenizer.char("".join(d.text for _, d in docs))
+    prepare(docs, tok, out, progress=False)
+    return str(out)

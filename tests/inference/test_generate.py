@@ -1,0 +1,103 @@
+import logging
+
+import pytest
+import torch
+
+from gptkit import GptkitError, Tokenizer
+from gptkit.inference import SamplingConfig, generate, generate_ids, stream_text
+from gptkit.inference.sampling import apply_repetition_penalty, process_logits, top_k_filter, top_p_filter
+from tests.conftest import tiny_model
+
+GREEDY = SamplingConfig(max_new_tokens=40, temperature=0, stop_at_eot=False)
+
+
+def test_kv_cache_gives_the_same_greedy_tokens_as_no_cache(variant_model):
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13]]
+    with_cache = generate_ids(variant_model, prompts, GREEDY, eot_id=0, use_cache=True)
+    without = generate_ids(variant_model, prompts, GREEDY, eot_id=0, use_cache=False)
+    assert with_cache == without
+    assert all(len(row) == 40 for row in with_cache)
+
+
+def test_batched_generation_equals_one_prompt_at_a_time(variant_model):
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13]]
+    batched = generate_ids(variant_model, prompts, GREEDY, eot_id=0)
+    assert batched == [generate_ids(variant_model, [p], GREEDY, eot_id=0)[0] for p in prompts]
+
+
+def test_sampling_is_reproducible_with_a_seed():
+    model = tiny_model()
+    cfg = SamplingConfig(max_new_tokens=30, temperature=1.0, top_k=50, top_p=0.9, seed=3, stop_at_eot=False)
+    a = generate_ids(model, [[1, 2, 3]], cfg, eot_id=0)
+    assert a == generate_ids(model, [[1, 2, 3]], cfg, eot_id=0)
+    assert a != generate_ids(model, [[1, 2, 3]], SamplingConfig(**{**cfg.__dict__, "seed": 4}), eot_id=0)
+
+
+def test_generation_slides_past_the_context_length():
+    model = tiny_model()  # context 64
+    out = generate_ids(model, [[1] * 60], SamplingConfig(max_new_tokens=100, temperature=0, stop_at_eot=False), 0)
+    assert len(out[0]) == 100
+
+
+def test_stops_at_end_of_text():
+    model = tiny_model()
+    with torch.no_grad():
+        model.wte.weight[7] *= 0  # make token 7's logit 0 ...
+        model.wte.weight[7, 0] = 100.0  # ... then dominant along one hidden dimension
+    first = generate_ids(model, [[1, 2]], SamplingConfig(max_new_tokens=1, temperature=0), eot_id=0)[0][0]
+    out = generate_ids(model, [[1, 2]], SamplingConfig(max_new_tokens=20, temperature=0), eot_id=first)
+    assert out == [[]]
+
+
+def test_long_prompt_is_left_truncated_with_a_warning(caplog):
+    model = tiny_model()
+    with caplog.at_level(logging.WARNING, logger="gptkit"):
+        out = generate_ids(model, [list(range(100))], SamplingConfig(max_new_tokens=3, temperature=0), eot_id=0)
+    assert "keeping the last 64" in caplog.text
+    assert out == generate_ids(model, [list(range(36, 100))], SamplingConfig(max_new_tokens=3, temperature=0), eot_id=0)
+
+
+def test_top_k_keeps_exactly_k():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
+    kept = torch.isfinite(top_k_filter(logits, 2))
+    assert kept.tolist() == [[False, True, False, True, False]]
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    kept = torch.isfinite(top_p_filter(probs.log(), 0.75)).tolist()
+    assert kept == [[True, True, False, False]]  # 0.5 < 0.75, 0.5 + 0.3 >= 0.75
+    assert torch.isfinite(top_p_filter(probs.log(), 0.5)).tolist() == [[True, False, False, False]]
+
+
+def test_repetition_penalty_lowers_positive_and_negative_logits():
+    logits = torch.tensor([[2.0, -2.0, 1.0]])
+    out = apply_repetition_penalty(logits, torch.tensor([[0, 1]]), 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0]]  # -2 / 2 would have made token 1 more likely
+
+
+def test_temperature_scales_logits():
+    logits = torch.tensor([[1.0, 2.0]])
+    torch.testing.assert_close(process_logits(logits, SamplingConfig(temperature=0.5)), logits * 2)
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=0), dict(top_p=1.5), dict(repetition_penalty=0)])
+def test_bad_sampling_settings_are_rejected(bad):
+    with pytest.raises(GptkitError):
+        SamplingConfig(**bad)
+
+
+def test_stream_text_never_splits_a_utf8_character():
+    tok = Tokenizer.gpt2()
+    text = "Hamlet 🤔 思う — fin"
+    ids = tok.encode(text)
+    pieces = list(stream_text(tok, ids))
+    assert "".join(pieces) == text
+    assert not any("\ufffd" in p for p in pieces)
+
+
+def test_generate_returns_text_for_each_prompt():
+    tok = Tokenizer.char("abcdefgh ")
+    model = tiny_model(vocab_size=tok.vocab_size)
+    out = generate(model, tok, ["abc", "h"], max_new_tokens=5, temperature=0, stop_at_eot=False)
+    assert len(out) == 2 and all(len(s) == 5 for s in out)

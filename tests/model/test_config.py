@@ -1,0 +1,72 @@
+import resource
+
+import pytest
+
+from gptkit import GPTConfig, GptkitError
+from gptkit.config import PRESETS
+from gptkit.model import count_parameters, flops_per_token
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("gpt2", 124_439_808),
+    ("gpt2-medium", 354_823_168),
+    ("gpt2-large", 774_030_080),
+    ("gpt2-xl", 1_557_611_200),
+    ("dialogpt-small", 124_439_808),
+    ("gpt1", 116_534_784),  # openai-gpt: 40,478 tokens, 512 positions, no final LayerNorm
+])
+def test_published_parameter_counts_are_exact(name, expected):
+    assert count_parameters(GPTConfig.preset(name)) == expected
+
+
+def test_gpt3_175b_is_counted_on_the_meta_device_without_allocating():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    n = count_parameters(GPTConfig.preset("gpt3-175b"))
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert 174e9 < n < 176e9
+    assert grown_mib < 200  # 175B fp32 weights would be 650 GiB
+
+
+def test_gpt3_table_shapes():
+    shapes = {name: (c.n_layer, c.n_embd, c.n_head, c.block_size) for name, c in PRESETS.items() if name.startswith("gpt3")}
+    assert shapes["gpt3-small"] == (12, 768, 12, 2048)
+    assert shapes["gpt3-175b"] == (96, 12288, 96, 2048)
+    assert all(PRESETS[n].attention == "alternating" for n in shapes)
+    assert len(shapes) == 8
+
+
+def test_gpt1_is_post_ln_and_gpt2_pre_ln():
+    assert GPTConfig.preset("gpt1").ln_order == "post"
+    assert GPTConfig.preset("gpt2-xl").ln_order == "pre"
+    assert GPTConfig.preset("gpt2-xl").n_head == 25
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(GptkitError, match="unknown preset 'gpt5'.*gpt2-medium"):
+        GPTConfig.preset("gpt5")
+
+
+def test_n_embd_must_divide_by_n_head():
+    with pytest.raises(GptkitError, match="n_embd \\(100\\) must be divisible by n_head \\(3\\)"):
+        GPTConfig(n_embd=100, n_head=3)
+
+
+def test_bad_choice_is_named():
+    with pytest.raises(GptkitError, match="ln_order must be one of pre, post"):
+        GPTConfig(ln_order="middle")
+
+
+def test_config_json_round_trip(tmp_path):
+    cfg = GPTConfig.preset("tiny", attention="alternating", position="sinusoidal")
+    cfg.save(tmp_path / "config.json")
+    assert GPTConfig.load(tmp_path / "config.json") == cfg
+
+
+def test_unknown_config_keys_are_rejected():
+    with pytest.raises(GptkitError, match="unknown GPTConfig keys: n_layers"):
+        GPTConfig.from_dict({"n_layers": 3})
+
+
+def test_flops_per_token_is_6n_plus_attention():
+    cfg = GPTConfig.preset("gpt2")
+    assert flops_per_token(cfg) == 6 * 124_439_808 + 12 * 12 * 768 * 1024

@@ -1,0 +1,133 @@
+import json
+import math
+
+import pytest
+import torch
+
+from gptkit import GPT, GptkitError
+from gptkit.checkpoint import load, resolve_model_dir
+from gptkit.train import TrainConfig, pretrain
+from gptkit.train.optim import lr_at, make_optimizer, optimizer_from_tensors, optimizer_to_tensors
+from tests.conftest import tiny_model
+
+
+def tiny_run(char_data, out, **overrides) -> TrainConfig:
+    keys = dict(preset="tiny", data=char_data, out=str(out), max_steps=30, batch_size=8, block_size=32,
+                lr=3e-3, warmup_steps=5, eval_every=10, eval_batches=2, save_every=10, sample_tokens=0)
+    return TrainConfig(**{**keys, **overrides})
+
+
+def test_pretraining_lowers_the_loss_and_writes_a_run(char_data, tmp_path):
+    result = pretrain(tiny_run(char_data, tmp_path, max_steps=60), progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 61))
+    assert records[-1]["loss"] < records[0]["loss"] - 1.0
+    assert result.val_loss < records[0]["loss"]
+    assert {"lr", "grad_norm", "tokens_per_sec"} <= set(records[0])
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ckpt = resolve_model_dir(tmp_path)
+    assert ckpt.name == "step-0000060"
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "config.json", "model.safetensors", "tokenizer_config.json", "training_state.safetensors", "vocab.json"]
+
+
+def test_only_the_newest_checkpoints_are_kept(char_data, tmp_path):
+    pretrain(tiny_run(char_data, tmp_path, keep_checkpoints=2), progress=False)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0000020", "step-0000030"]
+    assert (tmp_path / "latest").read_text().strip() == "step-0000030"
+
+
+def test_trained_checkpoint_loads_with_its_tokenizer(char_data, tmp_path):
+    pretrain(tiny_run(char_data, tmp_path), progress=False)
+    model, tok = load(tmp_path)
+    assert model.config.vocab_size == tok.vocab_size
+    assert not model.training
+
+
+def test_resume_continues_the_same_run(char_data, tmp_path):
+    full = tmp_path / "full"
+    pretrain(tiny_run(char_data, full, dropout=0.1), progress=False)
+    part = tmp_path / "part"
+    pretrain(tiny_run(char_data, part, dropout=0.1, max_steps=30, save_every=20), progress=False)
+    # pretend the run died after its step-20 checkpoint, then resume it
+    (part / "latest").write_text("step-0000020\n")
+    pretrain(tiny_run(char_data, part, dropout=0.1, resume=True), progress=False)
+    a = [json.loads(line)["loss"] for line in (full / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(line)["loss"] for line in (part / "metrics.jsonl").read_text().splitlines()]
+    assert len(a) == len(b) == 30
+    assert max(abs(x - y) for x, y in zip(a, b)) < 1e-5
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(char_data, tmp_path):
+    with pytest.raises(GptkitError, match="holds no checkpoint to resume from"):
+        pretrain(tiny_run(char_data, tmp_path, resume=True), progress=False)
+
+
+def test_gradient_accumulation_matches_a_big_batch(char_data, tmp_path):
+    def first_step_weights(**kw):
+        torch.manual_seed(0)
+        cfg = tiny_run(char_data, tmp_path / str(kw), max_steps=1, eval_every=0, save_every=0, **kw)
+        return pretrain(cfg, progress=False).trainer.model.wte.weight.detach().clone()
+
+    # 2 micro-batches of 4 see the same 8 windows as one batch of 8 (the loader draws them in order).
+    torch.testing.assert_close(first_step_weights(batch_size=8, grad_accum=1),
+                               first_step_weights(batch_size=4, grad_accum=2), atol=1e-6, rtol=1e-5)
+
+
+def test_lr_schedule_warms_up_then_decays_to_min():
+    assert lr_at(0, 1.0, 0.1, 10, 100) == pytest.approx(0.1)
+    assert lr_at(9, 1.0, 0.1, 10, 100) == pytest.approx(1.0)
+    assert lr_at(55, 1.0, 0.1, 10, 100) == pytest.approx(0.55)
+    assert lr_at(100, 1.0, 0.1, 10, 100) == pytest.approx(0.1)
+    steps = [lr_at(s, 1.0, 0.1, 10, 100) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(steps, steps[1:]))
+
+
+def test_weight_decay_applies_to_matrices_only():
+    opt = make_optimizer(tiny_model(), 1e-3, 0.1, (0.9, 0.95), "cpu")
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.1 and all(p.dim() == 2 for p in decayed["params"])
+    assert plain["weight_decay"] == 0.0 and all(p.dim() == 1 for p in plain["params"])
+
+
+def test_optimizer_state_round_trips_through_plain_tensors():
+    model = tiny_model()
+    opt = make_optimizer(model, 1e-3, 0.1, (0.9, 0.95), "cpu")
+    model(torch.randint(0, 256, (2, 8))).sum().backward()
+    opt.step()
+    tensors, meta = optimizer_to_tensors(opt)
+    json.dumps(meta)  # no pickle: the rest must be JSON
+    fresh = make_optimizer(model, 1e-3, 0.1, (0.9, 0.95), "cpu")
+    optimizer_from_tensors(fresh, tensors, meta)
+    for a, b in zip(opt.state.values(), fresh.state.values()):
+        for key in a:
+            torch.testing.assert_close(a[key], b[key])
+
+
+def test_config_file_keys_and_unknown_keys(tmp_path):
+    (tmp_path / "run.yaml").write_text("max_steps: 7\nlr: 0.01\n")
+    (tmp_path / "run.toml").write_text("max_steps = 9\nmodel = { n_layer = 1 }\n")
+    assert TrainConfig.from_file(tmp_path / "run.yaml") == {"max_steps": 7, "lr": 0.01}
+    assert TrainConfig.from_file(tmp_path / "run.toml") == {"max_steps": 9, "model": {"n_layer": 1}}
+    (tmp_path / "bad.yaml").write_text("max_stepz: 7\n")
+    with pytest.raises(GptkitError, match="unknown keys max_stepz"):
+        TrainConfig.from_file(tmp_path / "bad.yaml")
+
+
+def test_model_overrides_from_the_config(char_data, tmp_path):
+    result = pretrain(tiny_run(char_data, tmp_path, max_steps=2, model={"n_layer": 1}), progress=False)
+    assert result.trainer.model.config.n_layer == 1
+
+
+def test_init_from_starts_from_given_weights(char_data, tmp_path):
+    pretrain(tiny_run(char_data, tmp_path / "a", max_steps=5), progress=False)
+    start = GPT.from_pretrained(tmp_path / "a")
+    result = pretrain(tiny_run(char_data, tmp_path / "b", max_steps=1, lr=1e-9, init_from=str(tmp_path / "a")),
+                      progress=False)
+    torch.testing.assert_close(result.trainer.model.wte.weight, start.wte.weight, atol=1e-6, rtol=0)
+
+
+def test_validation_beats_the_unigram_baseline_quickly(char_data, tmp_path):
+    result = pretrain(tiny_run(char_data, tmp_path, max_steps=150, eval_every=0, save_every=0), progress=False)
+    assert result.val_loss < result.unigram_baseline
+    assert math.isfinite(result.unigram_baseline)
