@@ -30,7 +30,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for spec in inputs:
         path = Path(spec)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+            # Hidden files and folders (.git, .DS_Store, ...) are never text to train on.
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
         elif path.is_file():
             found = [path]
         else:

@@ -39,7 +39,8 @@ class WindowLoader:
             if read_header(path)[2] != meta["vocab_size"]:
                 raise GptkitError(f"shard {path} was written for another vocabulary than {META_NAME} says")
             self.shards.append(open_shard(path))
-        self.starts = np.array([max(0, len(s) - block_size - 1) for s in self.shards], dtype=np.int64)
+        # A shard of L tokens holds L - block_size windows of block_size + 1 tokens (x and the shifted y).
+        self.starts = np.array([max(0, len(s) - block_size) for s in self.shards], dtype=np.int64)
         if self.starts.sum() == 0:
             n = sum(len(s) for s in self.shards)
             raise GptkitError(
@@ -86,6 +87,8 @@ def unigram_entropy(data_dir: str | Path, split: str = "val") -> float:
         counts += np.bincount(open_shard(Path(data_dir) / name), minlength=V)
     logp = np.log(counts / counts.sum())
     test = np.zeros(V, dtype=np.float64)
-    for name in meta["splits"][split]["shards"]:
+    for name in meta["splits"].get(split, {}).get("shards", []):
         test += np.bincount(open_shard(Path(data_dir) / name), minlength=V)
+    if test.sum() == 0:
+        raise GptkitError(f"{data_dir} has no {split!r} tokens to measure the unigram baseline on")
     return float(-(test * logp).sum() / test.sum())

@@ -108,7 +108,7 @@ def prepare(
         if pool is not None:
             pool.terminate()
     splits = {s: w.close() for s, w in writers.items()}
-    if splits["train"]["tokens"] == 0:
+    if splits["train"]["tokens"] <= splits["train"]["documents"]:  # nothing but end-of-text separators
         raise GptkitError("the corpus is empty: no training text was found in the inputs")
     meta = {
         "format": "gptkit-shards", "version": 1, "vocab_size": tokenizer.vocab_size, "eot_id": tokenizer.eot_id,
@@ -141,7 +141,10 @@ def split_files(files: list[Path], val_fraction: float, seed: int = 0) -> Iterat
 
 
 def _split_text(doc: Document, val_fraction: float) -> Iterator[tuple[str, Document]]:
-    cut = doc.text.rfind("\n", 0, int(len(doc.text) * (1 - val_fraction))) + 1 or int(len(doc.text) * (1 - val_fraction))
+    target = int(len(doc.text) * (1 - val_fraction))
+    # The last line break before the target, but no further back than the validation part is long
+    # (else a title line followed by one long paragraph would send nearly everything to validation).
+    cut = doc.text.rfind("\n", max(0, 2 * target - len(doc.text)), target) + 1 or target
     yield "train", Document(doc.text[:cut], doc.source)
     yield "val", Document(doc.text[cut:], doc.source)
 

@@ -25,8 +25,9 @@ def token_dtype(vocab_size: int) -> np.dtype:
 def write_shard(path: str | Path, tokens: np.ndarray, vocab_size: int) -> None:
     dtype = token_dtype(vocab_size)
     tokens = np.asarray(tokens)
-    if tokens.size and int(tokens.max()) >= vocab_size:
-        raise ValueError(f"token id {int(tokens.max())} is outside the vocabulary of {vocab_size}")
+    if tokens.size and (int(tokens.max()) >= vocab_size or int(tokens.min()) < 0):
+        bad = int(tokens.max()) if int(tokens.max()) >= vocab_size else int(tokens.min())
+        raise ValueError(f"token id {bad} is outside the vocabulary of {vocab_size}")
     header = HEADER.pack(MAGIC, VERSION, dtype.itemsize, tokens.size, vocab_size).ljust(HEADER_BYTES, b"\0")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(header)

@@ -81,7 +81,7 @@ class Tokenizer(ABC):
             config = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise GptkitError(f"{path} is not valid JSON ({e})") from None
-        kind = config.get("gptkit_tokenizer")
+        kind = config.get("gptkit_tokenizer") if isinstance(config, dict) else None
         if kind not in Tokenizer.registry:
             raise GptkitError(f"{path}: unknown tokenizer kind {kind!r}; known: {', '.join(Tokenizer.registry)}")
         return Tokenizer.registry[kind]._load_files(directory, config)

@@ -53,6 +53,8 @@ class CharTokenizer(Tokenizer):
         if not text:
             return np.zeros(0, dtype=np.int64)
         cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        if not len(self._codepoints):  # a vocabulary of special tokens only: every character is unknown
+            return np.full(len(cps), self.stoi[UNK], dtype=np.int64)
         pos = np.searchsorted(self._codepoints, cps).clip(max=len(self._codepoints) - 1)
         found = self._codepoints[pos] == cps
         return np.where(found, self._ids[pos], self.stoi[UNK])

@@ -67,6 +67,9 @@ class Trainer:
         self.train_batches, self.val_batches, self.loss_fn = train_batches, val_batches, loss_fn
         self.progress = progress
         self.device = model.wte.weight.device
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores (TF32)
+            torch.backends.cudnn.allow_tf32 = True
         self.amp_dtype = autocast_dtype(self.device, cfg.dtype)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), self.device.type)

@@ -1,0 +1,83 @@
+"""Training throughput of the real Trainer: tokens/s, model FLOPs utilisation and peak memory.
+
+    python benchmarks/train_throughput.py --preset gpt2 --dtype bf16 --compile --steps 40
+    python benchmarks/train_throughput.py --preset shakespeare-char --device cpu --steps 30
+
+Data: the bundled Shakespeare, tokenized with the GPT-2 tokenizer (or characters for char presets).
+Timing: the median tokens/s of the steps after the first ``--warmup`` (compilation, allocator warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gptkit.config import GPTConfig
+from gptkit.model import flops_per_token
+from gptkit.train import TrainConfig, pretrain
+from gptkit.train.plot import read_metrics
+
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, from NVIDIA's data sheets
+
+
+def peak_tflops() -> float | None:
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def run(args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(preset=args.preset, data=args.data, tokenizer="char" if "char" in args.preset else "gpt2",
+                          out=str(Path(tmp) / "run"), max_steps=args.steps, batch_size=args.batch_size,
+                          block_size=args.block_size, device=args.device, dtype=args.dtype, compile=args.compile,
+                          eval_every=0, save_every=0, sample_tokens=0, warmup_steps=5)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        result = pretrain(cfg, progress=False)
+        wall = time.perf_counter() - started
+        records = read_metrics(Path(cfg.out) / "metrics.jsonl")
+        model_cfg: GPTConfig = result.trainer.model.config
+    tok_s = statistics.median(r["tokens_per_sec"] for r in records[args.warmup:])
+    flops = flops_per_token(model_cfg, model_cfg.block_size) * tok_s
+    peak = peak_tflops()
+    return {
+        "preset": args.preset, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "dtype": args.dtype, "compile": args.compile, "batch_size": args.batch_size,
+        "block_size": model_cfg.block_size, "steps": args.steps, "tokens_per_sec": round(tok_s),
+        "achieved_tflops": round(flops / 1e12, 1), "mfu": round(flops / 1e12 / peak, 3) if peak else None,
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
+        "final_loss": round(records[-1]["loss"], 4), "wall_s": round(wall, 1), "torch": torch.__version__,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="gpt2")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--block-size", type=int, default=None)
+    p.add_argument("--data", help="Shards from `gptkit prepare` (default: prepare the bundled Shakespeare).")
+    p.add_argument("--json", help="Append the result as one JSON line to this file.")
+    args = p.parse_args()
+    result = run(args)
+    print(json.dumps(result))
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
