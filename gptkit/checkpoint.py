@@ -30,7 +30,7 @@ def resolve_model_dir(path: str | Path) -> Path:
         return path
     latest = path / LATEST
     if latest.is_file():
-        target = path / CHECKPOINTS / latest.read_text().strip()
+        target = path / CHECKPOINTS / latest.read_text(encoding="utf-8").strip()
         if (target / "config.json").is_file():
             return target
         raise GptkitError(f"{latest} points to {target}, which holds no checkpoint; the run directory is damaged")

@@ -83,7 +83,7 @@ class GPTConfig:
     @classmethod
     def load(cls, path: str | Path) -> GPTConfig:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except json.JSONDecodeError as e:
             raise GptkitError(f"{path} is not valid JSON ({e}); the checkpoint is corrupt") from None
 

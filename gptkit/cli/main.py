@@ -78,7 +78,7 @@ def pretrain(config_file, quiet, **flags) -> None:
         saved = Path(out) / "train_config.json"
         if not saved.is_file():
             raise GptkitError(f"--resume: {out} holds no checkpoint to resume from (no train_config.json)")
-        keys.update(json.loads(saved.read_text()))
+        keys.update(json.loads(saved.read_text(encoding="utf-8")))
     if config_file:
         keys.update(TrainConfig.from_file(config_file))
     keys.update({k: v for k, v in flags.items() if v is not None})
@@ -166,7 +166,7 @@ def prepare(inputs, tokenizer, out, val_fraction, workers, shard_tokens, seed) -
         tok = make_tokenizer(tokenizer, texts)
         prepare_files(list(inputs), tok, out, val_fraction=val_fraction, seed=seed,
                       workers=workers or os.cpu_count() or 1, shard_tokens=shard_tokens)
-    meta = json.loads((Path(out) / "meta.json").read_text())
+    meta = json.loads((Path(out) / "meta.json").read_text(encoding="utf-8"))
     for split, info in meta["splits"].items():
         click.echo(f"{split}: {info['documents']:,} documents, {info['tokens']:,} tokens in {len(info['shards'])} shard(s)")
     click.echo(f"wrote {out} ({meta['dtype']}, vocabulary {meta['vocab_size']:,})")

@@ -51,7 +51,7 @@ def read_documents(path: Path, text_field: str = "text") -> Iterator[Document]:
         except OSError as e:
             raise GptkitError(f"cannot read {path}: {e.strerror}") from None
         return
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -19,7 +19,7 @@ def read_meta(data_dir: str | Path) -> dict:
     if not path.is_file():
         raise GptkitError(f"{data_dir} is not a prepared data directory (no {META_NAME}); run 'gptkit prepare' first")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise GptkitError(f"{path} is corrupt ({e}); run 'gptkit prepare' again") from None
 

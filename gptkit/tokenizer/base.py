@@ -78,7 +78,7 @@ class Tokenizer(ABC):
         if not path.is_file():
             raise GptkitError(f"no tokenizer in {directory} ({CONFIG_NAME} is missing)")
         try:
-            config = json.loads(path.read_text())
+            config = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise GptkitError(f"{path} is not valid JSON ({e})") from None
         kind = config.get("gptkit_tokenizer") if isinstance(config, dict) else None

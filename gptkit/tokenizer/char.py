@@ -38,7 +38,8 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
-        text = text.replace(EOT, "")
+        # Every character, those of a "<|endoftext|>" spelled in the text included: prepare encodes
+        # documents with allow_special=False, so the text must encode without unknowns that way too.
         return cls([EOT, UNK, *sorted(set(text))])
 
     @property

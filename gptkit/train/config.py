@@ -64,7 +64,7 @@ class TrainConfig:
         if not path.is_file():
             raise GptkitError(f"config file {path} not found")
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
             data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
         except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
             raise GptkitError(f"config file {path} cannot be parsed: {str(e).splitlines()[0]}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Protocol
@@ -13,7 +14,7 @@ from typing import Callable, Protocol
 import torch
 from tqdm import tqdm
 
-from gptkit.checkpoint import load_training_state, save_checkpoint
+from gptkit.checkpoint import LATEST, load_training_state, save_checkpoint
 from gptkit.errors import GptkitError
 from gptkit.io import write_text
 from gptkit.model import GPT, lm_loss
@@ -23,6 +24,7 @@ from gptkit.train.plot import plot_losses, read_metrics
 
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[[GPT, Batch], torch.Tensor]
+log = logging.getLogger("gptkit")
 
 
 class BatchSource(Protocol):
@@ -164,8 +166,11 @@ class Trainer:
         write_text(self.out / "train_config.json", cfg.to_json())
         if cfg.resume:
             self.restore()
-        elif self.metrics_path.exists():
-            self.metrics_path.unlink()  # a fresh run in an old directory starts a fresh log
+        else:
+            if (self.out / LATEST).exists():
+                log.warning("starting a new run in %s: its checkpoints will be replaced as this run saves "
+                            "(use --resume to continue it instead)", self.out)
+            self.metrics_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
         self.model.train()
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="pretraining", unit="step",
                    disable=not self.progress, dynamic_ncols=True)

@@ -131,3 +131,21 @@ def test_validation_beats_the_unigram_baseline_quickly(char_data, tmp_path):
     result = pretrain(tiny_run(char_data, tmp_path, max_steps=150, eval_every=0, save_every=0), progress=False)
     assert result.val_loss < result.unigram_baseline
     assert math.isfinite(result.unigram_baseline)
+
+
+def test_bf16_autocast_path_runs_on_cpu(char_data, tmp_path):
+    # The GPU's mixed-precision path, exercised on the CPU: same first loss to bf16 precision.
+    fp32 = pretrain(tiny_run(char_data, tmp_path / "fp32", max_steps=3, eval_every=0, save_every=0), progress=False)
+    bf16 = pretrain(tiny_run(char_data, tmp_path / "bf16", max_steps=3, eval_every=0, save_every=0, dtype="bf16"),
+                    progress=False)
+    first = [json.loads((r.trainer.metrics_path).read_text().splitlines()[0])["loss"] for r in (fp32, bf16)]
+    assert first[0] == pytest.approx(first[1], rel=2e-2)
+    assert bf16.trainer.model.wte.weight.dtype == torch.float32  # master weights stay fp32
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_the_eager_one(char_data, tmp_path):
+    runs = [pretrain(tiny_run(char_data, tmp_path / str(c), max_steps=3, eval_every=0, save_every=0, compile=c),
+                     progress=False) for c in (False, True)]
+    losses = [[json.loads(line)["loss"] for line in r.trainer.metrics_path.read_text().splitlines()] for r in runs]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-4)
