@@ -10,10 +10,10 @@ and the tokens of the two paths are compared to show the cache changes nothing b
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
+from report import emit
 
 from gptkit import GPT, GPTConfig
 from gptkit.inference import SamplingConfig, generate_ids
@@ -58,10 +58,7 @@ def main() -> None:
         result[f"{key}_tokens_per_sec"] = round(args.batch_size * args.new_tokens / seconds, 1)
     result["speedup"] = round(result["kv_cache_tokens_per_sec"] / result["no_cache_tokens_per_sec"], 2)
     result["same_tokens"] = outputs[True] == outputs[False]
-    print(json.dumps(result))
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

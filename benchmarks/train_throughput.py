@@ -10,13 +10,13 @@ Timing: the median tokens/s of the steps after the first ``--warmup`` (compilati
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from report import emit
 
 from gptkit.config import GPTConfig
 from gptkit.model import flops_per_token
@@ -73,10 +73,7 @@ def main() -> None:
     p.add_argument("--json", help="Append the result as one JSON line to this file.")
     args = p.parse_args()
     result = run(args)
-    print(json.dumps(result))
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":
