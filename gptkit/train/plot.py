@@ -27,10 +27,9 @@ def plot_losses(metrics_path: str | Path, png_path: str | Path, baseline: float 
     if train:
         steps, losses = zip(*train)
         ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8)
-        smooth, ema = [], losses[0]
-        for x in losses:
-            ema = 0.95 * ema + 0.05 * x
-            smooth.append(ema)
+        window = max(1, len(losses) // 50)  # trailing mean: no lag at the start, unlike an EMA
+        smooth = [sum(losses[max(0, i - window + 1): i + 1]) / (i + 1 - max(0, i - window + 1))
+                  for i in range(len(losses))]
         ax.plot(steps, smooth, color="tab:blue", label="train (smoothed)")
     if val:
         ax.plot(*zip(*val), "o-", color="tab:orange", label="validation")
