@@ -31,15 +31,14 @@ def main() -> None:
     prompts = torch.randint(0, 50257, (1, 32)).tolist()
     cfg = SamplingConfig(max_new_tokens=128, temperature=0, stop_at_eot=False)
     print("default backends, three runs:", [round(tokens_per_sec(model, prompts, cfg), 1) for _ in range(3)])
-    for backend in (SDPBackend.MATH, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION):
+    for i, backend in enumerate((SDPBackend.MATH, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION)):
+        fresh = torch.randint(0, 50257, (1, 200 * (i + 1))).tolist()  # lengths no earlier run has seen
         try:
             with sdpa_kernel(backend):
-                cfg2 = SamplingConfig(max_new_tokens=128 + 7, temperature=0, stop_at_eot=False)  # new shapes
                 print(backend.name, "first, second run:",
-                      [round(tokens_per_sec(model, prompts, cfg2), 1) for _ in range(2)])
+                      [round(tokens_per_sec(model, fresh, cfg), 1) for _ in range(2)])
         except RuntimeError as e:
             print(backend.name, "unavailable:", str(e).splitlines()[0])
-
 
 if __name__ == "__main__":
     main()
