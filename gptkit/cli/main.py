@@ -21,6 +21,10 @@ class Group(click.Group):
         except GptkitError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(2)
+        except OSError as e:  # a path that cannot be read or written: name it, no traceback
+            where = f": {e.filename}" if e.filename else ""
+            click.echo(f"error: {e.strerror or e}{where}", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             ctx.exit(130)
@@ -70,7 +74,8 @@ def pretrain(config_file, quiet, **flags) -> None:
     """Pretrain with the language-model objective L1 (next-token cross-entropy)."""
     import dataclasses
 
-    from gptkit.train import TrainConfig, pretrain as run
+    from gptkit.train import TrainConfig
+    from gptkit.train import pretrain as run
 
     keys: dict = {}
     out = flags.get("out") or TrainConfig.out

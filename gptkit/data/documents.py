@@ -5,10 +5,10 @@ from __future__ import annotations
 import glob
 import json
 import lzma
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 from gptkit.errors import GptkitError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import random
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm

@@ -17,7 +17,11 @@ import torch.nn.functional as F
 from gptkit.config import GPTConfig
 from gptkit.errors import GptkitError
 from gptkit.io import load_tensors, save_tensors, write_text
-from gptkit.model.attention import CausalSelfAttention, build_attention_mask, positions_from_mask
+from gptkit.model.attention import (
+    CausalSelfAttention,
+    build_attention_mask,
+    positions_from_mask,
+)
 from gptkit.model.kv_cache import KVCache
 
 WEIGHTS_NAME = "model.safetensors"

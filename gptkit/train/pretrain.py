@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 
 from gptkit.config import GPTConfig
-from gptkit.data import WindowLoader, prepare, read_meta, shakespeare_splits, unigram_entropy
+from gptkit.data import (
+    WindowLoader,
+    prepare,
+    read_meta,
+    shakespeare_splits,
+    unigram_entropy,
+)
 from gptkit.errors import GptkitError
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer

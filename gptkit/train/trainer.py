@@ -8,18 +8,25 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from tqdm import tqdm
 
 from gptkit.checkpoint import LATEST, load_training_state, save_checkpoint
 from gptkit.errors import GptkitError
-from gptkit.io import write_text
+from gptkit.io import load_tensors, write_text
 from gptkit.model import GPT, lm_loss
+from gptkit.model.gpt import WEIGHTS_NAME, check_state_dict
 from gptkit.train.config import TrainConfig
-from gptkit.train.optim import lr_at, make_optimizer, optimizer_from_tensors, optimizer_to_tensors
+from gptkit.train.optim import (
+    lr_at,
+    make_optimizer,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+)
 from gptkit.train.plot import plot_losses, read_metrics
 
 Batch = tuple[torch.Tensor, ...]
@@ -90,28 +97,28 @@ class Trainer:
     def _to_device(self, batch: Batch) -> Batch:
         return tuple(t.to(self.device, non_blocking=True) for t in batch)
 
-    def train_step(self) -> float:
+    def train_step(self) -> dict:
+        """One optimizer step over ``grad_accum`` micro-batches; returns what the log records."""
         cfg = self.cfg
         lr = lr_at(self.step, cfg.lr, cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10,
                    cfg.warmup_steps, cfg.max_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        total, tokens = 0.0, 0
+        total, tokens = torch.zeros((), device=self.device), 0
         for _ in range(cfg.grad_accum):
             batch = self._to_device(self.train_batches.next_batch())
             tokens += batch[0].numel()
             with self._autocast():
                 loss = self.loss_fn(self.forward_model, batch) / cfg.grad_accum
             self.scaler.scale(loss).backward()
-            total += loss.item()
+            total += loss.detach()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip).item()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        self._last = {"lr": lr, "grad_norm": grad_norm, "tokens": tokens}
-        return total
+        return {"loss": total.item(), "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -140,8 +147,9 @@ class Trainer:
     def restore(self) -> None:
         """Continue the run in ``out`` exactly where its newest checkpoint left it."""
         directory, tensors, meta = load_training_state(self.out)
-        resumed = GPT.from_pretrained(directory, device=self.device)
-        self.model.load_state_dict(resumed.state_dict())
+        weights = load_tensors(directory / WEIGHTS_NAME, device=self.device)
+        check_state_dict(self.model, weights, directory / WEIGHTS_NAME)
+        self.model.load_state_dict(weights)
         optimizer_from_tensors(self.optimizer, tensors, meta["optimizer"])
         self.train_batches.load_state_dict(meta["loader"])
         if meta.get("scaler"):
@@ -178,19 +186,17 @@ class Trainer:
         tok_rate = None
         while self.step < cfg.max_steps:
             t0 = time.perf_counter()
-            loss = self.train_step()
-            dt = time.perf_counter() - t0
-            rate = self._last["tokens"] / dt
+            stats = self.train_step()
+            rate = stats.pop("tokens") / (time.perf_counter() - t0)
             tok_rate = rate if tok_rate is None else 0.9 * tok_rate + 0.1 * rate
-            record = {"step": self.step, "loss": loss, "lr": self._last["lr"],
-                      "grad_norm": self._last["grad_norm"], "tokens_per_sec": rate}
+            record = {"step": self.step, **stats, "tokens_per_sec": rate}
             last = self.step == cfg.max_steps
             if (cfg.eval_every and self.step % cfg.eval_every == 0) or last:
                 val_loss = self.evaluate()
                 if val_loss is not None:
                     record["val_loss"] = val_loss
             self._log(record)
-            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-",
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-",
                             tok_s=f"{tok_rate:,.0f}")
             bar.update(1)
             if (cfg.save_every and self.step % cfg.save_every == 0) or last:

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from gptkit.data import Document, WindowLoader, prepare, read_meta, unigram_entropy, write_shard
+from gptkit.data import (
+    Document,
+    WindowLoader,
+    prepare,
+    read_meta,
+    unigram_entropy,
+    write_shard,
+)
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
 

@@ -7,7 +7,16 @@ import struct
 import numpy as np
 import pytest
 
-from gptkit.data.shards import HEADER, HEADER_BYTES, MAGIC, VERSION, open_shard, read_header, token_dtype, write_shard
+from gptkit.data.shards import (
+    HEADER,
+    HEADER_BYTES,
+    MAGIC,
+    VERSION,
+    open_shard,
+    read_header,
+    token_dtype,
+    write_shard,
+)
 from gptkit.errors import GptkitError
 
 

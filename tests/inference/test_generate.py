@@ -5,7 +5,12 @@ import torch
 
 from gptkit import GptkitError, Tokenizer
 from gptkit.inference import SamplingConfig, generate, generate_ids, stream_text
-from gptkit.inference.sampling import apply_repetition_penalty, process_logits, top_k_filter, top_p_filter
+from gptkit.inference.sampling import (
+    apply_repetition_penalty,
+    process_logits,
+    top_k_filter,
+    top_p_filter,
+)
 from tests.conftest import tiny_model
 
 GREEDY = SamplingConfig(max_new_tokens=40, temperature=0, stop_at_eot=False)

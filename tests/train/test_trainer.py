@@ -7,7 +7,12 @@ import torch
 from gptkit import GPT, GptkitError
 from gptkit.checkpoint import load, resolve_model_dir
 from gptkit.train import TrainConfig, pretrain
-from gptkit.train.optim import lr_at, make_optimizer, optimizer_from_tensors, optimizer_to_tensors
+from gptkit.train.optim import (
+    lr_at,
+    make_optimizer,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+)
 from tests.conftest import tiny_model
 
 
