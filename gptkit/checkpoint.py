@@ -24,8 +24,11 @@ TRAIN_STATE = "training_state.safetensors"
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A model directory, or the newest checkpoint of a training run directory."""
-    path = Path(path)
+    """A model directory, the newest checkpoint of a training run directory, or a model name
+    (gpt2, microsoft/DialoGPT-medium, ...) found in the local Hugging Face cache."""
+    from gptkit.convert.hub import resolve_pretrained
+
+    path = resolve_pretrained(path)
     if (path / "config.json").is_file():
         return path
     latest = path / LATEST
@@ -34,13 +37,23 @@ def resolve_model_dir(path: str | Path) -> Path:
         if (target / "config.json").is_file():
             return target
         raise GptkitError(f"{latest} points to {target}, which holds no checkpoint; the run directory is damaged")
-    if not path.exists():
-        raise GptkitError(f"{path} does not exist; pass a model directory or a training run directory")
     raise GptkitError(f"no checkpoint in {path}: expected config.json + model.safetensors, or a run directory with a '{LATEST}' file")
 
 
+def load_config(path: str | Path):
+    """The GPTConfig of any checkpoint gptkit reads (its own or Hugging Face's), without its weights."""
+    from gptkit.config import GPTConfig
+    from gptkit.convert.hf import config_from_hf, is_hf_checkpoint
+
+    directory = resolve_model_dir(path)
+    if is_hf_checkpoint(directory):
+        return config_from_hf(json.loads((directory / "config.json").read_text(encoding="utf-8")), directory)
+    return GPTConfig.load(directory / "config.json")
+
+
 def load(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
-    """Load (model, tokenizer) from a model directory or a training run directory."""
+    """Load (model, tokenizer) from a model directory, a training run directory, a Hugging Face
+    checkpoint directory, or a model name in the local Hugging Face cache."""
     from gptkit.model import GPT
     from gptkit.tokenizer import Tokenizer
 

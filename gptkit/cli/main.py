@@ -212,6 +212,42 @@ def tokenizer_encode(spec, text) -> None:
     click.echo(" | ".join(repr(tok.decode([i])) for i in ids))
 
 
+# --- convert / export ----------------------------------------------------------------------------
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+@cli.command()
+@click.option("--model", "source", required=True,
+              help="A Hugging Face checkpoint directory, or a name in the local HF cache (gpt2, microsoft/DialoGPT-medium).")
+@click.option("--out", required=True, help="Directory for the gptkit checkpoint.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default=None, help="Store the weights in this precision.")
+def convert(source, out, dtype) -> None:
+    """Convert a published checkpoint (GPT-2, GPT-1, DialoGPT) to gptkit's format."""
+    import torch
+
+    import gptkit
+
+    model, tokenizer = gptkit.load(source, dtype=getattr(torch, DTYPES[dtype]) if dtype else None)
+    model.save_pretrained(out, tokenizer)
+    click.echo(f"wrote {out}: {model.num_parameters():,} parameters, {model.config.ln_order}-LN, "
+               f"vocabulary {tokenizer.vocab_size:,}")
+
+
+@cli.command()
+@click.option("--model", "source", required=True, help="A gptkit model or run directory.")
+@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True)
+@click.option("--out", required=True, help="Directory to write.")
+def export(source, fmt, out) -> None:
+    """Export a model for other libraries (hf: transformers' GPT2LMHeadModel / OpenAIGPTLMHeadModel)."""
+    import gptkit
+    from gptkit.convert import export_hf
+
+    model, tokenizer = gptkit.load(source)
+    export_hf(model, tokenizer, out)
+    click.echo(f"wrote {out} ({'OpenAIGPTLMHeadModel' if model.config.ln_order == 'post' else 'GPT2LMHeadModel'})")
+
+
 # --- info -----------------------------------------------------------------------------------------
 
 @cli.command()
@@ -221,7 +257,7 @@ def tokenizer_encode(spec, text) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(preset, model_dir, list_presets, as_json) -> None:
     """Describe a preset or a checkpoint: shape, parameter count, memory, FLOPs (no weights allocated)."""
-    from gptkit.checkpoint import resolve_model_dir
+    from gptkit.checkpoint import load_config
     from gptkit.config import PRESETS, GPTConfig
     from gptkit.model import count_parameters, flops_per_token
 
@@ -232,7 +268,7 @@ def info(preset, model_dir, list_presets, as_json) -> None:
         return
     if bool(preset) == bool(model_dir):
         raise GptkitError("give exactly one of --preset NAME or --model DIR (or --list)")
-    cfg = GPTConfig.preset(preset) if preset else GPTConfig.load(resolve_model_dir(model_dir) / "config.json")
+    cfg = GPTConfig.preset(preset) if preset else load_config(model_dir)
     n = count_parameters(cfg)
     report = {"name": preset or str(model_dir), **cfg.to_dict(), "parameters": n,
               "fp32_bytes": 4 * n, "bf16_bytes": 2 * n, "train_flops_per_token": flops_per_token(cfg)}

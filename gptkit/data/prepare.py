@@ -15,7 +15,7 @@ from gptkit.data.documents import Document, expand_inputs, read_documents
 from gptkit.data.shards import token_dtype, write_shard
 from gptkit.errors import GptkitError
 from gptkit.io import write_text
-from gptkit.tokenizer import Tokenizer
+from gptkit.tokenizer import EOT, Tokenizer
 
 META_NAME = "meta.json"
 _worker_tokenizer: Tokenizer | None = None
@@ -86,6 +86,8 @@ def prepare(
     progress: bool = True,
 ) -> dict:
     """Tokenize (split, document) pairs into shards in ``out_dir``; returns the written meta.json."""
+    if tokenizer.eot_id is None:
+        raise GptkitError(f"documents are joined by {EOT}, which this tokenizer lacks; add it with add_special_tokens")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     writers = {s: _ShardWriter(out_dir, s, tokenizer.vocab_size, shard_tokens) for s in ("train", "val")}

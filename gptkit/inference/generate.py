@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from gptkit.errors import GptkitError
 from gptkit.inference.sampling import SamplingConfig, sample
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
@@ -36,17 +37,22 @@ def truncate_prompt(ids: list[int], context: int) -> list[int]:
 
 @torch.inference_mode()
 def generate_tokens(
-    model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int, use_cache: bool = True
+    model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int | None, use_cache: bool = True
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every prompt, (B,), one step at a time.
 
     Rows that reached end-of-text keep yielding ``eot_id``. Past the context length the window
-    slides: the cache is refilled with the newest half of the context.
+    slides: the cache is refilled with the newest half of the context. An empty prompt starts from
+    the end-of-text token, as GPT-2 does for unconditional samples.
     """
     block = model.config.block_size
     device = model.wte.weight.device
+    if eot_id is None and not all(prompts):
+        raise GptkitError("an empty prompt needs an end-of-text token, which this vocabulary lacks; give a prompt")
+    stops = cfg.stop_at_eot and eot_id is not None
+    pad_id = eot_id if eot_id is not None else 0
     prompts = [truncate_prompt(p or [eot_id], block) for p in prompts]
-    seq, mask = left_pad(prompts, eot_id, device)
+    seq, mask = left_pad(prompts, pad_id, device)
     generator = torch.Generator(device).manual_seed(cfg.seed) if cfg.seed is not None else None
     cache = model.new_kv_cache(len(prompts)) if use_cache else None
 
@@ -61,9 +67,9 @@ def generate_tokens(
     finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     for _ in range(cfg.max_new_tokens):
         next_token = sample(logits, cfg, generator, seen=seq[:, -block:])
-        next_token = torch.where(finished, eot_id, next_token)
+        next_token = torch.where(finished, pad_id, next_token)
         yield next_token
-        if cfg.stop_at_eot:
+        if stops:
             finished |= next_token == eot_id
             if finished.all():
                 return
@@ -78,7 +84,7 @@ def generate_tokens(
             logits = model(next_token[:, None], kv_cache=cache, input_pos=torch.tensor([pos], device=device))[:, -1]
 
 
-def generate_ids(model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int,
+def generate_ids(model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int | None,
                  use_cache: bool = True) -> list[list[int]]:
     """The new tokens of every prompt, without the end-of-text token that stopped it."""
     steps = list(generate_tokens(model, prompts, cfg, eot_id, use_cache))

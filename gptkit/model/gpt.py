@@ -161,19 +161,21 @@ class GPT(nn.Module):
             tokenizer.save(directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
+    def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None) -> GPT:
-        """Load a checkpoint straight onto ``device`` in ``dtype``: no random init, no second copy."""
+        """Load a gptkit checkpoint, a Hugging Face GPT-2/GPT-1 checkpoint, or a model name from the
+        local Hugging Face cache, straight onto ``device`` in ``dtype``: no random init, no second copy."""
         from gptkit.checkpoint import resolve_model_dir
+        from gptkit.convert.hf import is_hf_checkpoint, load_hf_model
 
-        directory = resolve_model_dir(directory)
+        directory = resolve_model_dir(name_or_path)
+        if is_hf_checkpoint(directory):
+            return load_hf_model(directory, device, dtype)
         config = GPTConfig.load(directory / CONFIG_NAME)
         with torch.device("meta"):
             model = cls(config)
-        state = load_tensors(directory / WEIGHTS_NAME, device=device)
+        state = load_tensors(directory / WEIGHTS_NAME, device=device, dtype=dtype)
         check_state_dict(model, state, directory / WEIGHTS_NAME)
-        if dtype is not None:
-            state = {k: v.to(dtype) for k, v in state.items()}
         model.load_state_dict(state, assign=True)
         return model.eval()
 

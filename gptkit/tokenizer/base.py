@@ -36,8 +36,9 @@ class Tokenizer(ABC):
         """Special token text -> id (always includes the end-of-text token)."""
 
     @property
-    def eot_id(self) -> int:
-        return self.special_tokens[EOT]
+    def eot_id(self) -> int | None:
+        """The end-of-text id; None for vocabularies that have none (GPT-1's)."""
+        return self.special_tokens.get(EOT)
 
     @abstractmethod
     def encode(self, text: str, allow_special: bool = True) -> list[int]:
@@ -76,13 +77,20 @@ class Tokenizer(ABC):
     def load(directory: str | Path) -> Tokenizer:
         directory = Path(directory)
         path = directory / CONFIG_NAME
-        if not path.is_file():
-            raise GptkitError(f"no tokenizer in {directory} ({CONFIG_NAME} is missing)")
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise GptkitError(f"{path} is not valid JSON ({e})") from None
+        config = {}
+        if path.is_file():
+            try:
+                config = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise GptkitError(f"{path} is not valid JSON ({e})") from None
         kind = config.get("gptkit_tokenizer") if isinstance(config, dict) else None
+        if kind is None:
+            from gptkit.convert.hf import is_hf_checkpoint, load_hf_tokenizer
+
+            if is_hf_checkpoint(directory):  # a Hugging Face checkpoint: its model_type says which
+                return load_hf_tokenizer(directory)
+            if not path.is_file():
+                raise GptkitError(f"no tokenizer in {directory} ({CONFIG_NAME} is missing)")
         if kind not in Tokenizer.registry:
             raise GptkitError(f"{path}: unknown tokenizer kind {kind!r}; known: {', '.join(Tokenizer.registry)}")
         return Tokenizer.registry[kind]._load_files(directory, config)

@@ -1,0 +1,77 @@
+"""The part every BPE tokenizer shares: a Hugging Face `tokenizers` pipeline doing the work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import AddedToken
+from tokenizers import Tokenizer as Backend
+
+from gptkit.errors import GptkitError
+from gptkit.tokenizer.base import Tokenizer
+
+
+class BackendTokenizer(Tokenizer):
+    """Subclasses say how to build the pipeline from vocab.json + merges.txt (``from_files``)."""
+
+    def __init__(self, backend: Backend):
+        self._backend = backend
+        self._ordinary: Backend | None = None  # same vocabulary, special tokens read as plain text
+
+    @classmethod
+    def from_files(cls, vocab_json: str | Path, merges_txt: str | Path) -> BackendTokenizer:
+        raise NotImplementedError
+
+    @property
+    def vocab_size(self) -> int:
+        return self._backend.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        return {t.content: i for i, t in self._backend.get_added_tokens_decoder().items() if t.special}
+
+    def _pipeline(self, allow_special: bool) -> Backend:
+        if allow_special:
+            return self._backend
+        if self._ordinary is None:
+            self._ordinary = Backend.from_str(self._backend.to_str())
+            self._ordinary.encode_special_tokens = True
+        return self._ordinary
+
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        return self._pipeline(allow_special).encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str], allow_special: bool = True) -> list[list[int]]:
+        return [e.ids for e in self._pipeline(allow_special).encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self._backend.decode(list(ids), skip_special_tokens=False)
+
+    def add_special_tokens(self, tokens: list[str]) -> list[int]:
+        self._backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in tokens])
+        self._ordinary = None
+        return [self._backend.token_to_id(t) for t in tokens]
+
+    def _save_files(self, directory: Path) -> None:
+        # vocab.json + merges.txt is the layout published checkpoints use everywhere.
+        self._backend.model.save(str(directory))
+        self._backend.save(str(directory / "tokenizer.json"))
+
+    @classmethod
+    def _load_files(cls, directory: Path, config: dict) -> BackendTokenizer:
+        vocab, merges = directory / "vocab.json", directory / "merges.txt"
+        for f in (vocab, merges):
+            if not f.is_file():
+                raise GptkitError(f"tokenizer file {f} is missing")
+        try:
+            tok = cls.from_files(vocab, merges)
+        except Exception as e:  # the Rust backend raises plain Exception on bad files
+            raise GptkitError(f"cannot read the BPE files in {directory}: {e}") from None
+        known = tok.special_tokens
+        extra = sorted((i, t) for t, i in config.get("special_tokens", {}).items() if t not in known)
+        if extra:
+            ids = tok.add_special_tokens([t for _, t in extra])
+            if ids != [i for i, _ in extra]:
+                raise GptkitError(f"{directory}: special token ids {ids} differ from the saved ones")
+        return tok
