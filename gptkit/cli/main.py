@@ -292,6 +292,10 @@ def _human(n: int) -> str:
     return str(n)
 
 
+# Commands defined in their capability's own module register themselves on `cli` when imported.
+# (one import line per module below this comment)
+
+
 def main() -> None:
     cli(prog_name="gptkit")
 

@@ -1,4 +1,4 @@
-"""Sampling from a model: the decoding loop, the logits processors, streaming text."""
+"""Using a model: the decoding loop, the logits processors, streaming text, and the scorer."""
 
 from gptkit.inference.generate import (
     generate,
@@ -7,5 +7,6 @@ from gptkit.inference.generate import (
     stream_text,
 )
 from gptkit.inference.sampling import SamplingConfig, sample
+from gptkit.inference.score import Score, score
 
-__all__ = ["SamplingConfig", "generate", "generate_ids", "generate_tokens", "sample", "stream_text"]
+__all__ = ["SamplingConfig", "Score", "generate", "generate_ids", "generate_tokens", "sample", "score", "stream_text"]

@@ -70,12 +70,12 @@ def autocast_dtype(device: torch.device, name: str) -> torch.dtype | None:
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: GPT, tokenizer, train_batches: BatchSource,
                  val_batches: list[Batch] | None = None, loss_fn: LossFn = language_model_loss,
-                 progress: bool = True):
+                 progress: bool = True, desc: str = "pretraining"):
         cfg.validate()
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         self.train_batches, self.val_batches, self.loss_fn = train_batches, val_batches, loss_fn
-        self.progress = progress
-        self.device = model.wte.weight.device
+        self.progress, self.desc = progress, desc
+        self.device = next(model.parameters()).device
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores (TF32)
             torch.backends.cudnn.allow_tf32 = True
@@ -86,6 +86,7 @@ class Trainer:
         self.out = Path(cfg.out)
         self.metrics_path = self.out / "metrics.jsonl"
         self.step = 0
+        self.stop_requested = False  # set by a subclass's evaluate() to stop early
 
     # --- one step ---------------------------------------------------------------------------
 
@@ -121,16 +122,17 @@ class Trainer:
         return {"loss": total.item(), "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
 
     @torch.no_grad()
-    def evaluate(self) -> float | None:
+    def evaluate(self) -> dict[str, float]:
+        """Validation metrics, logged with the step. Fine-tuning overrides this (accuracy, F1, ...)."""
         if not self.val_batches:
-            return None
+            return {}
         self.model.eval()
         losses = []
         for batch in self.val_batches:
             with self._autocast():
                 losses.append(self.loss_fn(self.forward_model, self._to_device(batch)).item())
         self.model.train()
-        return sum(losses) / len(losses)
+        return {"val_loss": sum(losses) / len(losses)}
 
     # --- checkpoints --------------------------------------------------------------------------
 
@@ -180,11 +182,11 @@ class Trainer:
                             "(use --resume to continue it instead)", self.out)
             self.metrics_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
         self.model.train()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="pretraining", unit="step",
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=self.desc, unit="step",
                    disable=not self.progress, dynamic_ncols=True)
         val_loss = None
         tok_rate = None
-        while self.step < cfg.max_steps:
+        while self.step < cfg.max_steps and not self.stop_requested:
             t0 = time.perf_counter()
             stats = self.train_step()
             rate = stats.pop("tokens") / (time.perf_counter() - t0)
@@ -192,9 +194,10 @@ class Trainer:
             record = {"step": self.step, **stats, "tokens_per_sec": rate}
             last = self.step == cfg.max_steps
             if (cfg.eval_every and self.step % cfg.eval_every == 0) or last:
-                val_loss = self.evaluate()
-                if val_loss is not None:
-                    record["val_loss"] = val_loss
+                metrics = self.evaluate()
+                record.update(metrics)
+                val_loss = metrics.get("val_loss", val_loss)
+                last = last or self.stop_requested
             self._log(record)
             bar.set_postfix(loss=f"{stats['loss']:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-",
                             tok_s=f"{tok_rate:,.0f}")
