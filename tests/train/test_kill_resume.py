@@ -1,7 +1,6 @@
 """A run killed with SIGKILL mid-training and resumed gives the same per-step losses as an
 uninterrupted run: the real CLI in real processes, no simulated crash."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from gptkit.train.plot import read_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +22,7 @@ def gptkit(*args) -> list[str]:
 
 
 def losses(run: Path) -> dict[int, float]:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return {r["step"]: r["loss"] for r in records}
+    return {r["step"]: r["loss"] for r in read_metrics(run / "metrics.jsonl")}  # may be mid-write
 
 
 def test_sigkill_then_resume_reproduces_every_loss(char_data, tmp_path):

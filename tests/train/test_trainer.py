@@ -154,3 +154,10 @@ def test_compiled_model_trains_like_the_eager_one(char_data, tmp_path):
                      progress=False) for c in (False, True)]
     losses = [[json.loads(line)["loss"] for line in r.trainer.metrics_path.read_text().splitlines()] for r in runs]
     assert losses[0] == pytest.approx(losses[1], abs=1e-4)
+
+
+def test_metrics_reader_skips_a_line_cut_short_by_a_kill(tmp_path):
+    from gptkit.train.plot import read_metrics
+
+    (tmp_path / "m.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
+    assert read_metrics(tmp_path / "m.jsonl") == [{"step": 1, "loss": 2.0}]
