@@ -98,11 +98,16 @@ class Trainer:
     def _to_device(self, batch: Batch) -> Batch:
         return tuple(t.to(self.device, non_blocking=True) for t in batch)
 
+    def learning_rate(self) -> float:
+        """The learning rate of the next step. Fine-tuning overrides it (GPT-1 decays linearly)."""
+        cfg = self.cfg
+        return lr_at(self.step, cfg.lr, cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10,
+                     cfg.warmup_steps, cfg.max_steps)
+
     def train_step(self) -> dict:
         """One optimizer step over ``grad_accum`` micro-batches; returns what the log records."""
         cfg = self.cfg
-        lr = lr_at(self.step, cfg.lr, cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10,
-                   cfg.warmup_steps, cfg.max_steps)
+        lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         total, tokens = torch.zeros((), device=self.device), 0

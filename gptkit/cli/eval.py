@@ -1,0 +1,89 @@
+"""`gptkit eval`: perplexity and zero/few-shot tasks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from gptkit.cli.main import cli
+from gptkit.errors import GptkitError
+from gptkit.io import write_text
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Measure a model: perplexity, last word, multiple choice, prompted generation, few-shot."""
+
+
+def _load(model_dir: str, device: str):
+    import gptkit
+    from gptkit.train.trainer import resolve_device
+
+    return gptkit.load(model_dir, device=resolve_device(device))
+
+
+@eval_group.command()
+@click.option("--model", "model_dir", required=True, help="A model or run directory, or a cached model name.")
+@click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="A text file to score.")
+@click.option("--stride", type=int, default=None, help="New tokens scored per window (default: half the context).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the results as JSON.")
+def perplexity(model_dir, data_file, stride, batch_size, device, out) -> None:
+    """Perplexity, bits per byte and word perplexity of a text file (sliding window)."""
+    from gptkit.eval import perplexity as run
+
+    path = Path(data_file)
+    if not path.is_file():
+        raise GptkitError(f"--data {path} does not exist")
+    model, tokenizer = _load(model_dir, device)
+    result = run(model, tokenizer, path.read_text(encoding="utf-8"), stride, batch_size, progress=True)
+    result = {"model": model_dir, "data": str(path), **result}
+    for key in ("perplexity", "bits_per_byte", "word_perplexity", "tokens", "bytes", "words", "stride", "windows"):
+        value = result[key]
+        click.echo(f"{key:16s} {value:,.4f}" if isinstance(value, float) else f"{key:16s} {value:,}")
+    if out:
+        write_text(out, json.dumps(result, indent=2) + "\n")
+
+
+@eval_group.command()
+@click.option("--model", "model_dir", required=True, help="A model or run directory, or a cached model name.")
+@click.option("--task", "tasks", multiple=True, required=True,
+              help="A bundled task name or a task file (YAML/JSON); repeatable. `gptkit eval list` shows the bundled ones.")
+@click.option("--shots", default="0", show_default=True, help="Comma-separated numbers of in-context examples, e.g. 0,1,8.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing the in-context examples.")
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N examples.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write every number and setting as JSON (and a plot beside it).")
+def task(model_dir, tasks, shots, seed, limit, batch_size, device, out) -> None:
+    """Zero- and few-shot evaluation on tasks described by data files."""
+    from gptkit.eval import evaluate_task, load_task
+    from gptkit.eval.report import plot_shots, table
+
+    try:
+        ks = sorted({int(k) for k in shots.split(",") if k.strip()})
+    except ValueError:
+        raise GptkitError(f"--shots takes comma-separated whole numbers such as 0,1,8; got {shots!r}") from None
+    if not ks or min(ks) < 0:
+        raise GptkitError(f"--shots takes numbers >= 0; got {shots!r}")
+    specs = [load_task(t) for t in tasks]
+    model, tokenizer = _load(model_dir, device)
+    results = [evaluate_task(model, tokenizer, spec, ks, seed, limit, batch_size, progress=True) for spec in specs]
+    click.echo(table(results))
+    if out:
+        write_text(out, json.dumps({"model": model_dir, "tasks": results}, indent=2) + "\n")
+        if len(ks) > 1:
+            click.echo(f"plot: {plot_shots(results, Path(out).with_suffix('.png'))}")
+
+
+@eval_group.command("list")
+def list_tasks() -> None:
+    """The bundled tasks."""
+    from gptkit.eval import bundled_tasks, load_task
+
+    for name in sorted(bundled_tasks()):
+        spec = load_task(name)
+        click.echo(f"{name:24s} {spec.type:10s} {', '.join(spec.metrics)}")
