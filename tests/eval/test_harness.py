@@ -1,0 +1,86 @@
+"""The lm-evaluation-harness adapter, run by the real harness on local task files (no downloads)."""
+
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+lm_eval = pytest.importorskip("lm_eval")
+
+from lm_eval.tasks import TaskManager  # noqa: E402
+
+from gptkit import load  # noqa: E402
+from gptkit.eval import evaluate_task, load_task, perplexity  # noqa: E402
+from gptkit.eval.harness import GptkitLM  # noqa: E402
+from gptkit.eval.tasks import read_examples  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model_dir(char_data, tmp_path_factory):
+    from gptkit.train import TrainConfig, pretrain
+
+    out = tmp_path_factory.mktemp("harness_model")
+    pretrain(TrainConfig(preset="tiny", data=char_data, out=str(out), max_steps=30, batch_size=8, block_size=64,
+                         eval_every=0, save_every=0, sample_tokens=0), progress=False)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def harness_tasks(tmp_path_factory):
+    """Local lm-eval tasks over short examples of the bundled cloze task and a few documents."""
+    folder = tmp_path_factory.mktemp("lm_eval_tasks")
+    spec = load_task("shakespeare-cloze")
+    rows = [r for r in read_examples(spec, spec.data) if len(r["context"]) < 60][:6]
+    rows = rows or [{"context": "O", "choices": ["Romeo", "romeo"], "answer": 0}]
+    (folder / "cloze.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in
+                                               ["Shall I compare thee to a summer's day?", "To be, or not to be."]))
+    common = {"dataset_path": "json", "test_split": "test"}
+    tasks = {
+        "gptkit_cloze": {**common, "dataset_kwargs": {"data_files": {"test": str(folder / "cloze.jsonl")}},
+                         "output_type": "multiple_choice", "doc_to_text": "{{context}}\n", "doc_to_choice": "{{choices}}",
+                         "doc_to_target": "{{answer}}", "target_delimiter": "", "metric_list": [{"metric": "acc"}]},
+        "gptkit_docs": {**common, "dataset_kwargs": {"data_files": {"test": str(folder / "docs.jsonl")}},
+                        "output_type": "loglikelihood_rolling", "doc_to_text": "", "doc_to_target": "{{text}}",
+                        "metric_list": [{"metric": "bits_per_byte"}]},
+        "gptkit_gen": {**common, "dataset_kwargs": {"data_files": {"test": str(folder / "docs.jsonl")}},
+                       "output_type": "generate_until", "doc_to_text": "{{text}}", "doc_to_target": "{{text}}",
+                       "generation_kwargs": {"until": ["\n"], "max_gen_toks": 8, "do_sample": False},
+                       "metric_list": [{"metric": "exact_match"}]},
+    }
+    for name, task in tasks.items():
+        (folder / f"{name}.yaml").write_text(json.dumps({"task": name, **task}))
+    return folder, rows
+
+
+def run_harness(model_dir, folder, task):
+    results = lm_eval.simple_evaluate(model=GptkitLM(model_dir, device="cpu"), tasks=[task],
+                                      task_manager=TaskManager(include_path=str(folder)), bootstrap_iters=0)
+    return results["results"][task]
+
+
+def test_multiple_choice_through_the_harness_equals_gptkit(model_dir, harness_tasks, tmp_path):
+    folder, rows = harness_tasks
+    ours_spec = {"name": "c", "type": "choice", "data": str(folder / "cloze.jsonl"), "prompt": "{context}\n",
+                 "answer_prefix": "", "metrics": ["acc"]}
+    (tmp_path / "c.yaml").write_text(json.dumps(ours_spec))
+    model, tok = load(model_dir)
+    ours = evaluate_task(model, tok, load_task(tmp_path / "c.yaml"), [0])["results"]["0"]["metrics"]["acc"]
+    assert run_harness(model_dir, folder, "gptkit_cloze")["acc,none"] == pytest.approx(ours)
+
+
+def test_rolling_loglikelihood_gives_gptkit_bits_per_byte(model_dir, harness_tasks):
+    folder, _ = harness_tasks
+    model, tok = load(model_dir)
+    docs = ["Shall I compare thee to a summer's day?", "To be, or not to be."]
+    nll = sum(perplexity(model, tok, d, stride=model.config.block_size)["nll"] for d in docs)
+    expected = nll / sum(len(d.encode()) for d in docs) / 0.6931471805599453
+    assert run_harness(model_dir, folder, "gptkit_docs")["bits_per_byte,none"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_generate_until_runs_through_the_harness(model_dir, harness_tasks):
+    folder, _ = harness_tasks
+    assert 0.0 <= run_harness(model_dir, folder, "gptkit_gen")["exact_match,none"] <= 1.0
