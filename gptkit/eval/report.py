@@ -23,18 +23,28 @@ def table(results: list[dict]) -> str:
 
 
 def plot_shots(results: list[dict], png: str | Path) -> Path:
-    """One line per task and metric: how the metric moves with the number of in-context examples."""
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-    for r in results:
+    """One panel per task: each metric against the number of in-context examples (perplexity, which
+    is not a fraction, on its own axis at the right)."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), dpi=120, squeeze=False)
+    for ax, r in zip(axes[0], results):
         ks = sorted(r["results"], key=int)
+        twin = None
         for metric in r["results"][ks[0]]["metrics"]:
-            ax.plot([int(k) for k in ks], [r["results"][k]["metrics"][metric] for k in ks], "o-",
-                    label=f"{r['task']} {metric}")
-    ax.set_xlabel("examples in the context (K)")
-    ax.set_ylabel("metric")
-    ax.set_title("few-shot evaluation")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+            values = [r["results"][k]["metrics"][metric] for k in ks]
+            if metric == "ppl":
+                twin = twin or ax.twinx()
+                twin.plot([int(k) for k in ks], values, "s--", color="gray", label=metric)
+                twin.set_ylabel("perplexity of the target")
+            else:
+                ax.plot([int(k) for k in ks], values, "o-", label=metric)
+        ax.set_title(r["task"], fontsize=10)
+        ax.set_xlabel("examples in the context (K)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        handles = ax.get_legend_handles_labels()
+        extra = twin.get_legend_handles_labels() if twin else ([], [])
+        ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=8)
+    axes[0][0].set_ylabel("score")
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)

@@ -70,10 +70,10 @@ def evaluate_task(model: GPT, tokenizer: Tokenizer, spec: TaskSpec, shots: list[
         raise GptkitError(f"task {spec.source}: {pool_file} has {available} examples to draw from, fewer than "
                           f"K={max(shots)}; lower --shots or add examples")
     builder = PromptBuilder(spec, tokenizer, model.config.block_size)
+    reserve = spec.max_new_tokens if spec.type == "generate" else max(  # room the answers need
+        len(tokenizer.encode(a)) for ex in examples for a in builder.answers(ex))
     results = {}
     for k in shots:
-        reserve = spec.max_new_tokens if spec.type == "generate" else max(
-            len(tokenizer.encode(a)) for ex in examples for a in builder.answers(ex))
         prompts = [builder.build(draw_demos(pool, k, seed * 1_000_003 + i, None if spec.train else ex), ex, reserve)
                    for i, ex in enumerate(examples)]
         if k and all(p.shots == 0 for p in prompts):
