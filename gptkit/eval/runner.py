@@ -8,6 +8,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from tqdm import tqdm
+
 from gptkit.errors import GptkitError
 from gptkit.eval.metrics import generation_scores
 from gptkit.eval.tasks import TaskSpec, read_examples
@@ -120,7 +122,7 @@ def _generate(model, tokenizer, builder, examples, prompts, batch_size, progress
     spec = builder.spec
     cfg = SamplingConfig(max_new_tokens=spec.max_new_tokens, temperature=0)
     totals: dict[str, float] = {}
-    for start in range(0, len(examples), batch_size):
+    for start in tqdm(range(0, len(examples), batch_size), desc="generating", unit="batch", disable=not progress):
         batch = prompts[start: start + batch_size]
         for ex, ids in zip(examples[start: start + batch_size], generate_ids(model, [p.ids for p in batch], cfg,
                                                                               tokenizer.eot_id)):
