@@ -43,3 +43,14 @@ def char_data(tmp_path_factory, small_corpus) -> str:
     tok = Tokenizer.char("".join(d.text for _, d in docs))
     prepare(docs, tok, out, progress=False)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(char_data, tmp_path_factory) -> str:
+    """A run directory: the tiny preset trained for 30 steps on the small corpus (64-token context)."""
+    from gptkit.train import TrainConfig, pretrain
+
+    out = tmp_path_factory.mktemp("trained_tiny")
+    pretrain(TrainConfig(preset="tiny", data=char_data, out=str(out), max_steps=30, batch_size=8, block_size=64,
+                         eval_every=0, save_every=0, sample_tokens=0), progress=False)
+    return str(out)

@@ -37,8 +37,8 @@ def cli() -> None:
 
     Run `gptkit pretrain` with no arguments to train a small model on the bundled Shakespeare.
     """
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("gptkit").setLevel(logging.INFO)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("gptkit").setLevel(logging.INFO)  # our own notes; other libraries' only from warnings up
 
 
 # --- pretrain -------------------------------------------------------------------------------------
@@ -294,11 +294,10 @@ def _human(n: int) -> str:
 
 # Commands defined in their capability's own module register themselves on `cli` when imported.
 # (one import line per module below this comment)
+from gptkit.cli import chat as _chat  # noqa: E402,F401
+from gptkit.cli import eval as _eval  # noqa: E402,F401
+from gptkit.cli import finetune as _finetune  # noqa: E402,F401
 
 
 def main() -> None:
     cli(prog_name="gptkit")
-
-
-if __name__ == "__main__":
-    main()

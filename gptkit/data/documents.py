@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import lzma
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -43,6 +43,18 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
+def iter_jsonl(lines: Iterable[str], name: str) -> Iterator[tuple[int, object]]:
+    """(line number, value) of each non-blank line of JSON Lines; a line that is not JSON is a clear error."""
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GptkitError(f"{name}:{line_no}: not valid JSON ({e.msg})") from None
+        yield line_no, record
+
+
 def read_documents(path: Path, text_field: str = "text") -> Iterator[Document]:
     """A .jsonl file gives one document per line (its ``text`` field); any other file is one document."""
     if path.suffix.lower() != ".jsonl":
@@ -52,13 +64,7 @@ def read_documents(path: Path, text_field: str = "text") -> Iterator[Document]:
             raise GptkitError(f"cannot read {path}: {e.strerror}") from None
         return
     with open(path, encoding="utf-8-sig", errors="replace") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise GptkitError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+        for line_no, record in iter_jsonl(f, str(path)):
             if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
                 raise GptkitError(f"{path}:{line_no}: each line needs a string field {text_field!r}")
             yield Document(record[text_field], f"{path}:{line_no}")

@@ -14,7 +14,6 @@ the metrics, so users add tasks without writing code.
 
 from __future__ import annotations
 
-import json
 import string
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from gptkit.data.documents import iter_jsonl
 from gptkit.errors import GptkitError
 from gptkit.eval.metrics import GENERATION_METRICS
 
@@ -94,13 +94,9 @@ def read_examples(spec: TaskSpec, path: Path) -> list[dict]:
         raise GptkitError(f"task {spec.source}: field 'data'/'train' names {path}, which does not exist")
     needed = spec.fields() | {spec.answer} | ({spec.choices} if spec.type == "choice" else set())
     examples = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            example = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GptkitError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+    for line_no, example in iter_jsonl(path.read_text(encoding="utf-8").splitlines(), str(path)):
+        if not isinstance(example, dict):
+            raise GptkitError(f"{path}:{line_no}: each line must be a JSON object")
         missing = sorted(needed - set(example))
         if missing:
             raise GptkitError(f"{path}:{line_no}: missing field(s) {', '.join(missing)} used by task {spec.name}")

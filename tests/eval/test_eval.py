@@ -204,28 +204,18 @@ def test_metric_normalisation():
     assert rouge("the cat sat", "the cat sat")["rougeL"] == 1.0
 
 
-def test_eval_commands_write_json_and_plot(trained_char_model, tmp_path):
+def test_eval_commands_write_json_and_plot(trained_tiny, tmp_path):
     runner = CliRunner()
     out = tmp_path / "r.json"
     write_task(tmp_path, {"type": "choice", "prompt": "{q}"}, CHOICE_ROWS)
-    result = runner.invoke(cli, ["eval", "task", "--model", trained_char_model, "--task", str(tmp_path / "task.yaml"),
+    result = runner.invoke(cli, ["eval", "task", "--model", trained_tiny, "--task", str(tmp_path / "task.yaml"),
                                  "--shots", "0,1", "--limit", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "acc_norm" in result.stdout and (tmp_path / "r.png").exists()
     saved = json.loads(out.read_text())["tasks"][0]
     assert set(saved["results"]) == {"0", "1"} and saved["settings"]["shots"] == [0, 1]
     (tmp_path / "t.txt").write_text(TEXT * 4)
-    result = runner.invoke(cli, ["eval", "perplexity", "--model", trained_char_model, "--data", str(tmp_path / "t.txt"),
+    result = runner.invoke(cli, ["eval", "perplexity", "--model", trained_tiny, "--data", str(tmp_path / "t.txt"),
                                  "--out", str(tmp_path / "p.json")])
     assert result.exit_code == 0, result.output
     assert {"perplexity", "bits_per_byte", "tokens"} <= set(json.loads((tmp_path / "p.json").read_text()))
-
-
-@pytest.fixture(scope="module")
-def trained_char_model(char_data, tmp_path_factory):
-    from gptkit.train import TrainConfig, pretrain
-
-    out = tmp_path_factory.mktemp("eval_model")
-    pretrain(TrainConfig(preset="tiny", data=char_data, out=str(out), max_steps=3, batch_size=4, block_size=64,
-                         eval_every=0, save_every=0, sample_tokens=0), progress=False)
-    return str(out)

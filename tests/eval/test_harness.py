@@ -19,16 +19,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model_dir(char_data, tmp_path_factory):
-    from gptkit.train import TrainConfig, pretrain
-
-    out = tmp_path_factory.mktemp("harness_model")
-    pretrain(TrainConfig(preset="tiny", data=char_data, out=str(out), max_steps=30, batch_size=8, block_size=64,
-                         eval_every=0, save_every=0, sample_tokens=0), progress=False)
-    return str(out)
-
-
-@pytest.fixture(scope="module")
 def harness_tasks(tmp_path_factory):
     """Local lm-eval tasks over short examples of the bundled cloze task and a few documents."""
     folder = tmp_path_factory.mktemp("lm_eval_tasks")
@@ -56,31 +46,31 @@ def harness_tasks(tmp_path_factory):
     return folder, rows
 
 
-def run_harness(model_dir, folder, task):
-    results = lm_eval.simple_evaluate(model=GptkitLM(model_dir, device="cpu"), tasks=[task],
+def run_harness(trained_tiny, folder, task):
+    results = lm_eval.simple_evaluate(model=GptkitLM(trained_tiny, device="cpu"), tasks=[task],
                                       task_manager=TaskManager(include_path=str(folder)), bootstrap_iters=0)
     return results["results"][task]
 
 
-def test_multiple_choice_through_the_harness_equals_gptkit(model_dir, harness_tasks, tmp_path):
+def test_multiple_choice_through_the_harness_equals_gptkit(trained_tiny, harness_tasks, tmp_path):
     folder, rows = harness_tasks
     ours_spec = {"name": "c", "type": "choice", "data": str(folder / "cloze.jsonl"), "prompt": "{context}\n",
                  "answer_prefix": "", "metrics": ["acc"]}
     (tmp_path / "c.yaml").write_text(json.dumps(ours_spec))
-    model, tok = load(model_dir)
+    model, tok = load(trained_tiny)
     ours = evaluate_task(model, tok, load_task(tmp_path / "c.yaml"), [0])["results"]["0"]["metrics"]["acc"]
-    assert run_harness(model_dir, folder, "gptkit_cloze")["acc,none"] == pytest.approx(ours)
+    assert run_harness(trained_tiny, folder, "gptkit_cloze")["acc,none"] == pytest.approx(ours)
 
 
-def test_rolling_loglikelihood_gives_gptkit_bits_per_byte(model_dir, harness_tasks):
+def test_rolling_loglikelihood_gives_gptkit_bits_per_byte(trained_tiny, harness_tasks):
     folder, _ = harness_tasks
-    model, tok = load(model_dir)
+    model, tok = load(trained_tiny)
     docs = ["Shall I compare thee to a summer's day?", "To be, or not to be."]
     nll = sum(perplexity(model, tok, d, stride=model.config.block_size)["nll"] for d in docs)
     expected = nll / sum(len(d.encode()) for d in docs) / 0.6931471805599453
-    assert run_harness(model_dir, folder, "gptkit_docs")["bits_per_byte,none"] == pytest.approx(expected, rel=1e-4)
+    assert run_harness(trained_tiny, folder, "gptkit_docs")["bits_per_byte,none"] == pytest.approx(expected, rel=1e-4)
 
 
-def test_generate_until_runs_through_the_harness(model_dir, harness_tasks):
+def test_generate_until_runs_through_the_harness(trained_tiny, harness_tasks):
     folder, _ = harness_tasks
-    assert 0.0 <= run_harness(model_dir, folder, "gptkit_gen")["exact_match,none"] <= 1.0
+    assert 0.0 <= run_harness(trained_tiny, folder, "gptkit_gen")["exact_match,none"] <= 1.0

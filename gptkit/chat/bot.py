@@ -1,0 +1,79 @@
+"""A chatbot: the conversation so far, turned into a prompt the way the model was trained, and a
+reply streamed from the shared decoding loop (or picked from N samples by MMI)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from gptkit.chat.examples import joined_ids
+from gptkit.chat.mmi import Hypothesis, check_same_tokenizer, rerank
+from gptkit.errors import GptkitError
+from gptkit.inference import SamplingConfig, generate_ids, generate_tokens, stream_text
+from gptkit.model import GPT
+from gptkit.tokenizer import Tokenizer
+
+
+@dataclass
+class ChatConfig:
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
+        max_new_tokens=64, temperature=0.8, top_k=40))
+    max_history: int = 2  # turns the model sees: the newest user turn and what came before it
+    num_hypotheses: int = 8  # samples MMI chooses from
+
+    def __post_init__(self) -> None:
+        if self.max_history < 1 or self.num_hypotheses < 1:
+            raise GptkitError("--max-history and --num-hypotheses must be at least 1")
+
+
+class Chatbot:
+    def __init__(self, model: GPT, tokenizer: Tokenizer, cfg: ChatConfig | None = None,
+                 backward: tuple[GPT, Tokenizer] | None = None):
+        if tokenizer.eot_id is None:
+            raise GptkitError("chat needs an end-of-text token between turns, which this model's vocabulary lacks")
+        if backward is not None:
+            check_same_tokenizer(tokenizer, backward[1])
+        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg or ChatConfig()
+        self.backward = backward[0] if backward else None
+        self.history: list[str] = []
+        self.hypotheses: list[Hypothesis] = []  # the last MMI ranking, best first
+        self.turns = 0
+
+    def reset(self) -> None:
+        self.history = []
+
+    def _source(self) -> tuple[list[str], list[int]]:
+        """The newest turns that fit beside the response; the oldest go first."""
+        budget = self.model.config.block_size - self.cfg.sampling.max_new_tokens
+        source = self.history[-self.cfg.max_history:]
+        while len(source) > 1 and len(joined_ids(self.tokenizer, source)) > budget:
+            source = source[1:]
+        return source, joined_ids(self.tokenizer, source)
+
+    def _sampling(self) -> SamplingConfig:
+        """A fresh seed per turn, so a seeded chat is reproducible without repeating itself."""
+        seed = self.cfg.sampling.seed
+        return dataclasses.replace(self.cfg.sampling, seed=None if seed is None else seed + self.turns)
+
+    def reply(self, text: str) -> Iterator[str]:
+        """Pieces of the reply to ``text`` as they are decoded; the history records both turns."""
+        self.history.append(" ".join(text.split()))
+        source, prompt = self._source()
+        sampling, eot = self._sampling(), self.tokenizer.eot_id
+        self.turns += 1
+        if self.backward is None:
+            tokens = (int(t[0]) for t in generate_tokens(self.model, [prompt], sampling, eot))
+            pieces = []
+            for piece in stream_text(self.tokenizer, tokens, eot):
+                pieces.append(piece)
+                yield piece
+            response = "".join(pieces).strip()
+        else:
+            samples = generate_ids(self.model, [prompt] * self.cfg.num_hypotheses, sampling, eot)
+            # Replies cut off at the length limit are unfinished; rank them only if nothing finished.
+            finished = [s for s in samples if len(s) < sampling.max_new_tokens]
+            self.hypotheses = rerank(self.model, self.backward, self.tokenizer, source, finished or samples)
+            response = self.hypotheses[0].text if self.hypotheses else ""
+            yield response
+        self.history.append(" ".join(response.split()))

@@ -1,0 +1,133 @@
+"""Dialogues -> (history, response) pairs -> token examples as DialoGPT trains them: the turns joined
+by end-of-text, the loss on the response only (or on every turn), and a padded BatchSource."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from gptkit.chat.data import Dialogue
+from gptkit.chat.filters import Pair
+from gptkit.errors import GptkitError
+from gptkit.model.loss import IGNORE_INDEX
+from gptkit.tokenizer import Tokenizer
+
+
+@dataclass
+class ExampleConfig:
+    max_history: int = 2  # turns of history before each response
+    loss_on_all_turns: bool = False  # DialoGPT's default is the response only
+    reverse: bool = False  # the backward (MMI) model: P(source | response)
+
+
+def dialogue_pairs(dialogues: list[Dialogue], max_history: int) -> list[Pair]:
+    """Every turn after the first becomes a response to the up to ``max_history`` turns before it."""
+    if max_history < 1:
+        raise GptkitError(f"--max-history must be at least 1, got {max_history}")
+    return [Pair(tuple(turns[max(0, i - max_history): i]), turns[i])
+            for turns in dialogues for i in range(1, len(turns))]
+
+
+def model_turns(pair: Pair, reverse: bool) -> list[str]:
+    """The order the model reads: history then response; reversed, the response then the history
+    from the newest turn back, so the backward model predicts the source from the hypothesis."""
+    turns = [*pair.source, pair.target]
+    return turns[::-1] if reverse else turns
+
+
+def joined_ids(tokenizer: Tokenizer, turns: list[str]) -> list[int]:
+    """Each turn followed by end-of-text: the prompt the response (or source) continues."""
+    return [i for turn in turns for i in (*tokenizer.encode(turn, allow_special=False), tokenizer.eot_id)]
+
+
+def encode_example(tokenizer: Tokenizer, turns: list[str], loss_turns: range) -> tuple[list[int], list[int]]:
+    """Input ids and next-token labels, IGNORE_INDEX wherever the next token is not in ``loss_turns``."""
+    ids, scored = [], []
+    for i, turn in enumerate(turns):
+        piece = joined_ids(tokenizer, [turn])
+        ids += piece
+        scored += [i in loss_turns] * len(piece)
+    labels = [t if s else IGNORE_INDEX for t, s in zip(ids[1:], scored[1:])]
+    return ids[:-1], labels
+
+
+def loss_turns(n_turns: int, cfg: ExampleConfig) -> range:
+    """Which turns the loss covers: the response (forward), the source (reversed), or all of them."""
+    if cfg.loss_on_all_turns:
+        return range(n_turns)
+    return range(1, n_turns) if cfg.reverse else range(n_turns - 1, n_turns)
+
+
+def encode_pair(tokenizer: Tokenizer, pair: Pair, cfg: ExampleConfig) -> tuple[list[int], list[int]]:
+    turns = model_turns(pair, cfg.reverse)
+    return encode_example(tokenizer, turns, loss_turns(len(turns), cfg))
+
+
+def build_examples(pairs: list[Pair], tokenizer: Tokenizer, cfg: ExampleConfig,
+                   block_size: int) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """Token examples of the pairs, and how many did not fit the context even with one history turn.
+
+    Too-long histories lose their oldest turns first; a response is never cut, so the model never
+    learns a truncated answer.
+    """
+    if tokenizer.eot_id is None:
+        raise GptkitError("dialogue training needs an end-of-text token to join turns, which this vocabulary lacks")
+    examples, too_long = [], 0
+    for pair in pairs:
+        ids, labels = encode_pair(tokenizer, pair, cfg)
+        while len(ids) > block_size and len(pair.source) > 1:
+            pair = Pair(pair.source[1:], pair.target)
+            ids, labels = encode_pair(tokenizer, pair, cfg)
+        if len(ids) > block_size:
+            too_long += 1
+        else:
+            examples.append((ids, labels))
+    return examples, too_long
+
+
+class ExampleBatches:
+    """A BatchSource of right-padded (inputs, labels): padding is never attended to by real tokens
+    (attention is causal) and its labels are ignored, so no attention mask is needed."""
+
+    def __init__(self, examples: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int, seed: int = 0):
+        self.examples, self.batch_size, self.pad_id, self.seed = examples, batch_size, pad_id, seed
+        self.epoch, self.pos = 0, 0
+        self._order = self._shuffled()
+
+    def _shuffled(self) -> list[int]:
+        order = list(range(len(self.examples)))
+        random.Random(self.seed * 100_003 + self.epoch).shuffle(order)
+        return order
+
+    def collate(self, rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(ids) for ids, _ in rows)
+        x = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        y = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        for r, (ids, labels) in enumerate(rows):
+            x[r, : len(ids)] = torch.tensor(ids)
+            y[r, : len(labels)] = torch.tensor(labels)
+        return x, y
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = []
+        while len(rows) < self.batch_size:
+            if self.pos == len(self._order):
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._shuffled()
+            rows.append(self.examples[self._order[self.pos]])
+            self.pos += 1
+        return self.collate(rows)
+
+    def fixed_batches(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``n`` batches in corpus order, for validation."""
+        return [self.collate(self.examples[i: i + self.batch_size])
+                for i in range(0, min(n * self.batch_size, len(self.examples)), self.batch_size)]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos, self.seed = state["epoch"], state["pos"], state["seed"]
+        self._order = self._shuffled()

@@ -1,0 +1,82 @@
+"""Dialogue training (forward, or backward for MMI): dialogues -> filtered pairs -> padded examples
+-> the shared Trainer with the masked language-model loss."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from gptkit.chat.data import Dialogue, read_dialogues
+from gptkit.chat.examples import ExampleBatches, ExampleConfig, build_examples, dialogue_pairs
+from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
+from gptkit.checkpoint import resolve_model_dir
+from gptkit.errors import GptkitError
+from gptkit.tokenizer import Tokenizer
+from gptkit.train.config import TrainConfig
+from gptkit.train.pretrain import build_model, make_tokenizer
+from gptkit.train.trainer import Trainer, resolve_device
+
+
+@dataclass
+class DialogueConfig:
+    data: str = "shakespeare"  # a .jsonl / .txt dialogue file, or a bundled corpus: shakespeare, tang
+    val_fraction: float = 0.05  # share of dialogues held out for the validation loss
+    examples: ExampleConfig = field(default_factory=ExampleConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+
+
+@dataclass
+class DialogueResult:
+    trainer: Trainer
+    report: FilterReport  # the training split's filter counts
+    too_long: int  # pairs that did not fit the context
+    n_train: int
+    n_val: int
+    val_loss: float | None
+
+
+def split_dialogues(dialogues: list[Dialogue], fraction: float, seed: int) -> tuple[list[Dialogue], list[Dialogue]]:
+    """Whole dialogues held out, so validation never sees a turn it trained on."""
+    if not 0 <= fraction < 1:
+        raise GptkitError(f"--val-fraction must be in [0, 1), got {fraction}")
+    shuffled = dialogues[:]
+    random.Random(seed).shuffle(shuffled)
+    n_val = round(len(shuffled) * fraction) if len(shuffled) > 1 else 0
+    return shuffled[n_val:], shuffled[:n_val]
+
+
+def dialogue_tokenizer(cfg: TrainConfig, dialogues: list[Dialogue]) -> Tokenizer:
+    """The initial model's tokenizer when fine-tuning; otherwise a new one (char covers every turn)."""
+    if cfg.init_from:
+        return Tokenizer.load(resolve_model_dir(cfg.init_from))
+    return make_tokenizer(cfg.tokenizer, [t for turns in dialogues for t in turns])
+
+
+def train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, progress: bool = True) -> DialogueResult:
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    dialogues = read_dialogues(dcfg.data)
+    tokenizer = dialogue_tokenizer(cfg, dialogues)
+    model = build_model(cfg, tokenizer, device)
+    block = min(cfg.block_size or model.config.block_size, model.config.block_size)
+    train_dialogues, val_dialogues = split_dialogues(dialogues, dcfg.val_fraction, cfg.seed)
+
+    def examples(split: list[Dialogue]):
+        pairs, report = filter_pairs(dialogue_pairs(split, dcfg.examples.max_history), dcfg.filters)
+        return *build_examples(pairs, tokenizer, dcfg.examples, block), report
+
+    train_examples, too_long, report = examples(train_dialogues)
+    if not train_examples:
+        raise GptkitError(f"no training examples left in {dcfg.data}: {report.kept} of {report.total} pairs passed the "
+                          f"filters and {too_long} were too long for the context of {block} tokens "
+                          "(dialogues not in English need --no-common-word-filter)")
+    val_examples = examples(val_dialogues)[0] if val_dialogues else []
+    train = ExampleBatches(train_examples, cfg.batch_size, tokenizer.eot_id, seed=cfg.seed)
+    val = ExampleBatches(val_examples, cfg.batch_size, tokenizer.eot_id).fixed_batches(cfg.eval_batches) if val_examples else None
+    desc = "backward (MMI) model" if dcfg.examples.reverse else "dialogue model"
+    trainer = Trainer(cfg, model, tokenizer, train, val, progress=progress, desc=desc)
+    summary = trainer.fit()
+    return DialogueResult(trainer, report, too_long, len(train_examples), len(val_examples), summary["val_loss"])

@@ -1,0 +1,266 @@
+"""Labelled examples in (JSONL, CSV, TSV), GPT-1's input transformations out.
+
+Every task becomes K token sequences per example, [start; first; delim; second; extract]:
+classify has K = 1 ([start; text; extract]), entail K = 1, similarity K = 2 (both orders), choice
+K = number of choices. Batches are padded to their longest sequence with an attention mask.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gptkit.data.documents import iter_jsonl
+from gptkit.errors import GptkitError
+from gptkit.tokenizer import Tokenizer
+
+log = logging.getLogger("gptkit")
+
+TASKS = ("classify", "entail", "similarity", "choice")
+# The columns each task reads: the text fields in input order, then the target.
+COLUMNS = {
+    "classify": ("text",),
+    "entail": ("premise", "hypothesis"),
+    "similarity": ("a", "b"),
+    "choice": ("context", "choices"),
+}
+TARGETS = {"classify": ("label",), "entail": ("label",), "similarity": ("score", "label"), "choice": ("answer",)}
+START, DELIMITER, EXTRACT = "<|start|>", "<|delimiter|>", "<|extract|>"
+
+
+@dataclass
+class Example:
+    first: str  # text, premise, a or context
+    seconds: list[str]  # [], [hypothesis], [b] or the choices
+    target: str | float | int | None  # class name, score or answer index; None when unlabelled
+    where: str  # "file:line", for messages
+
+
+@dataclass
+class Encoded:
+    sequences: list[list[int]]  # K token sequences
+    target: float | int  # class index, score or answer index (0 when unlabelled)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def read_rows(path: str | Path) -> list[tuple[int, dict]]:
+    """(line number, record) of every row of a .jsonl, .csv or .tsv file (optionally .gz)."""
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = suffixes[-1:] == [".gz"]
+    kind = suffixes[-2 if gz else -1] if len(suffixes) > gz else ""
+    if kind not in (".jsonl", ".csv", ".tsv"):
+        raise GptkitError(f"{path}: unknown format; name the file .jsonl, .csv or .tsv (optionally .gz)")
+    if not path.is_file():
+        raise GptkitError(f"{path}: no such file")
+    with (gzip.open(path, "rt", encoding="utf-8-sig") if gz else open(path, encoding="utf-8-sig", newline="")) as f:
+        rows = _jsonl_rows(f, path) if kind == ".jsonl" else _table_rows(f, "\t" if kind == ".tsv" else ",")
+    if not rows:
+        raise GptkitError(f"{path} is empty: it holds no examples")
+    return rows
+
+
+def _jsonl_rows(f, path: Path) -> list[tuple[int, dict]]:
+    rows = list(iter_jsonl(f, str(path)))
+    for n, record in rows:
+        if not isinstance(record, dict):
+            raise GptkitError(f"{path}:{n}: each line must be a JSON object of columns")
+    return rows
+
+
+def _table_rows(f, delimiter: str) -> list[tuple[int, dict]]:
+    reader = csv.DictReader(f, delimiter=delimiter)
+    return [(reader.line_num, {k: v for k, v in row.items() if v is not None}) for row in reader]
+
+
+def parse_example(row: dict, task: str, where: str, labelled: bool = True) -> Example:
+    """One record as an Example, or an error naming the file, line and missing column."""
+    if task == "choice" and "choices" not in row and "choice0" in row:  # CSV/TSV: columns choice0, choice1, ...
+        row = {**row, "choices": [row[f"choice{i}"] for i in range(len(row)) if f"choice{i}" in row]}
+    target_col = next((c for c in TARGETS[task] if c in row), TARGETS[task][0]) if labelled else None
+    missing = [c for c in (*COLUMNS[task], target_col) if c and c not in row]
+    if missing:
+        wanted = ", ".join(COLUMNS[task] + (" or ".join(TARGETS[task]),))
+        raise GptkitError(f"{where}: missing column {', '.join(map(repr, missing))} (the {task} task reads {wanted})")
+    first, *rest = (row[c] for c in COLUMNS[task])
+    seconds = _choices(rest[0], where) if task == "choice" else [str(x) for x in rest]
+    target = _target(row[target_col], target_col, where) if target_col else None
+    if task == "choice" and target is not None and not 0 <= target < len(seconds):
+        raise GptkitError(f"{where}: answer {target} is not the index of one of its {len(seconds)} choices (0-based)")
+    return Example(str(first), seconds, target, where)
+
+
+def _choices(choices, where: str) -> list[str]:
+    if not isinstance(choices, list) or len(choices) < 2:
+        raise GptkitError(f"{where}: 'choices' must be a list of at least two answers")
+    return [str(c) for c in choices]
+
+
+def _target(value, column: str, where: str) -> str | float | int:
+    if column == "label":
+        return str(value)
+    try:
+        return float(value) if column == "score" else int(value)
+    except (TypeError, ValueError):
+        raise GptkitError(f"{where}: {column} must be a number, got {value!r}") from None
+
+
+def read_examples(path: str | Path, task: str, labelled: bool = True) -> list[Example]:
+    """The examples of a file, checked to be consistent: one target column, one number of choices."""
+    if task not in TASKS:
+        raise GptkitError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    examples = [parse_example(row, task, f"{path}:{line}", labelled) for line, row in read_rows(path)]
+    first = examples[0]
+    for ex in examples[1:]:
+        if len(ex.seconds) != len(first.seconds):
+            raise GptkitError(f"{ex.where}: {len(ex.seconds)} choices, but {first.where} has {len(first.seconds)}; "
+                              "every example needs the same number of choices")
+        if labelled and isinstance(ex.target, float) != isinstance(first.target, float):
+            raise GptkitError(f"{ex.where}: mixes 'score' and 'label' columns; use one of them in every line")
+    return examples
+
+
+# --- labels -------------------------------------------------------------------------------------
+
+@dataclass
+class Labels:
+    """What the head predicts: class names, a regression score (names empty), or choice indices."""
+
+    task: str
+    names: list[str]
+    regression: bool = False
+
+    @classmethod
+    def infer(cls, task: str, train: list[Example]) -> Labels:
+        if task == "choice":
+            return cls(task, [str(i) for i in range(len(train[0].seconds))])
+        if isinstance(train[0].target, float):
+            return cls(task, [], regression=True)
+        return cls(task, sorted({str(ex.target) for ex in train}))
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the head: one score per class, one for regression, one per choice (shared)."""
+        return 1 if self.regression or self.task == "choice" else len(self.names)
+
+    def index(self, ex: Example, train_file: str | Path) -> float | int:
+        if self.regression or self.task == "choice":
+            return ex.target
+        if ex.target not in self.names:
+            raise GptkitError(f"{ex.where}: label {ex.target!r} never appears in the training file {train_file} "
+                              f"(its labels: {', '.join(self.names)})")
+        return self.names.index(ex.target)
+
+    def majority_baseline(self, train: list[Example], valid: list[Example]) -> float | None:
+        """Accuracy on ``valid`` of always answering the most frequent training target."""
+        if self.regression:
+            return None
+        majority = Counter(ex.target for ex in train).most_common(1)[0][0]
+        return float(np.mean([ex.target == majority for ex in valid]))
+
+
+# --- the input transformations --------------------------------------------------------------------
+
+def add_special_tokens(tokenizer: Tokenizer) -> tuple[list[int], list[int]]:
+    """(ids of start, delimiter, extract; the ids among them that are new to the vocabulary)."""
+    before = set(tokenizer.special_tokens)
+    ids = tokenizer.add_special_tokens([START, DELIMITER, EXTRACT])
+    return ids, [i for t, i in zip((START, DELIMITER, EXTRACT), ids) if t not in before]
+
+
+def truncate(first: list[int], seconds: list[list[int]], budget: int) -> tuple[list[int], list[list[int]], bool]:
+    """Fit into ``budget`` tokens: cut the first field from its start (keeping what sits next to the
+    delimiter), and only if that is not enough the second fields from their end."""
+    longest = max((len(s) + 1 for s in seconds), default=0)  # +1: the delimiter
+    over = len(first) + longest - budget
+    if over <= 0:
+        return first, seconds, False
+    cut_first = min(over, len(first))
+    keep = longest - 1 - (over - cut_first)
+    return first[cut_first:], [s[:keep] for s in seconds], True
+
+
+class Transform:
+    """Tokenizes examples into GPT-1's task layouts for one tokenizer and context length."""
+
+    def __init__(self, task: str, tokenizer: Tokenizer, block_size: int):
+        self.task, self.tokenizer, self.block_size = task, tokenizer, block_size
+        self.start, self.delim, self.extract = (tokenizer.special_tokens[t] for t in (START, DELIMITER, EXTRACT))
+
+    def sequences(self, ex: Example) -> tuple[list[list[int]], bool]:
+        """The K token sequences of one example, and whether it had to be cut."""
+        encode = self.tokenizer.encode
+        first = encode(ex.first, allow_special=False)
+        seconds = [encode(s, allow_special=False) for s in ex.seconds]
+        first, seconds, cut = truncate(first, seconds, self.block_size - 2)  # start + extract
+        pairs = [(first, s) for s in seconds]
+        if self.task == "similarity":  # no natural order: run both, add the states (see the model)
+            pairs.append((seconds[0], first))
+        if not pairs:  # classify: [start; text; extract]
+            return [[self.start, *first, self.extract]], cut
+        return [[self.start, *a, self.delim, *b, self.extract] for a, b in pairs], cut
+
+    def encode(self, examples: list[Example], labels: Labels | None = None, source: str = "") -> list[Encoded]:
+        """Encoded examples (targets as indices); warns how many had to be cut to fit the context."""
+        out, n_cut = [], 0
+        for ex in examples:
+            seqs, cut = self.sequences(ex)
+            n_cut += cut
+            out.append(Encoded(seqs, labels.index(ex, source) if labels and ex.target is not None else 0))
+        if n_cut:
+            log.warning("%d of %d examples in %s are longer than the context of %d tokens: cut from the start "
+                        "of their first field", n_cut, len(examples), source or "the input", self.block_size)
+        return out
+
+
+def collate(items: list[Encoded], regression: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids (B, K, T), attention mask (B, K, T), targets (B,)), padded on the right to the longest T."""
+    T = max(len(s) for it in items for s in it.sequences)
+    K = len(items[0].sequences)
+    ids = torch.zeros(len(items), K, T, dtype=torch.long)
+    mask = torch.zeros(len(items), K, T, dtype=torch.long)
+    for b, it in enumerate(items):
+        for k, seq in enumerate(it.sequences):
+            ids[b, k, : len(seq)] = torch.tensor(seq)
+            mask[b, k, : len(seq)] = 1
+    targets = torch.tensor([it.target for it in items], dtype=torch.float32 if regression else torch.long)
+    return ids, mask, targets
+
+
+class ExampleBatches:
+    """Shuffled batches of whole epochs, with a resumable position (the Trainer's BatchSource)."""
+
+    def __init__(self, items: list[Encoded], batch_size: int, regression: bool = False, seed: int = 0):
+        self.items, self.batch_size, self.regression, self.seed = items, batch_size, regression, seed
+        self.epoch, self.pos = 0, 0
+        self._order = self._shuffle()
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.items) // self.batch_size)
+
+    def _shuffle(self) -> np.ndarray:
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.items))
+
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        if self.pos + self.batch_size > len(self.items) and self.pos > 0:  # drop the ragged tail
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._order = self._shuffle()
+        picked = self._order[self.pos: self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return collate([self.items[i] for i in picked], self.regression)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos = state["epoch"], state["pos"]
+        self._order = self._shuffle()

@@ -1,0 +1,176 @@
+"""Supervised fine-tuning as in GPT-1: L3(C) = L2(C) + λ·L1(C) through the shared Trainer.
+
+L2 is the task loss (cross-entropy over classes or choices, squared error for scores); L1 is the
+language-model loss on the same inputs, averaged over each sequence and then over sequences, as the
+original code does. The defaults are the paper's: lr 6.25e-5, batch 32, 3 epochs, linear warmup
+over 0.2% of training then linear decay to 0, classifier dropout 0.1, weight decay 0.01.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gptkit.errors import GptkitError
+from gptkit.finetune.data import (
+    Encoded,
+    ExampleBatches,
+    Labels,
+    Transform,
+    add_special_tokens,
+    collate,
+    read_examples,
+)
+from gptkit.finetune.metrics import task_metrics
+from gptkit.finetune.model import TaskModel, grow_vocabulary
+from gptkit.io import write_text
+from gptkit.model import lm_loss
+from gptkit.model.loss import IGNORE_INDEX
+from gptkit.tokenizer import Tokenizer
+from gptkit.train.config import TrainConfig
+from gptkit.train.trainer import Batch, Trainer, resolve_device
+
+
+@dataclass
+class FinetuneConfig:
+    task: str  # classify, entail, similarity or choice
+    model: str  # pretrained model directory (or run directory, or HF name)
+    train: str
+    valid: str
+    out: str
+    lm_coef: float = 0.5  # λ
+    lr: float = 6.25e-5
+    batch_size: int = 32
+    epochs: int = 3
+    max_steps: int | None = None  # stop sooner than ``epochs``
+    warmup: float = 0.002  # share of training spent warming up
+    clf_dropout: float = 0.1
+    weight_decay: float = 0.01
+    eval_every: int | None = None  # steps between validations; None: once per epoch
+    patience: int = 2  # validations without improvement before stopping
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+def sequence_lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 averaged over each sequence's real tokens, then over sequences. logits (N, T, V), ids/mask (N, T)."""
+    real = mask[:, 1:].bool()
+    per_token = lm_loss(logits[:, :-1], ids[:, 1:].masked_fill(~real, IGNORE_INDEX), reduction="none")  # (N, T-1)
+    return (per_token.sum(1) / real.sum(1)).mean()
+
+
+def task_loss(scores: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:
+    """L2: cross-entropy over classes or choices, squared error for a score."""
+    if regression:
+        return F.mse_loss(scores.squeeze(-1).float(), targets)
+    return F.cross_entropy(scores.float(), targets)
+
+
+def make_loss_fn(lm_coef: float):
+    """The Trainer's loss function: L3 = L2 + λ·L1 (L1 is skipped when λ = 0)."""
+
+    def loss_fn(model: TaskModel, batch: Batch) -> torch.Tensor:
+        ids, mask, targets = batch
+        scores, hidden = model(ids, mask)
+        loss = task_loss(scores, targets, model.labels.regression)
+        if lm_coef:
+            T = ids.shape[-1]
+            loss = loss + lm_coef * sequence_lm_loss(model.lm_logits(hidden), ids.view(-1, T), mask.view(-1, T))
+        return loss
+
+    return loss_fn
+
+
+@torch.no_grad()
+def predict_encoded(model: TaskModel, items: list[Encoded], batch_size: int = 32) -> np.ndarray:
+    """Probabilities (N, n) or scores (N,). Each batch is padded only to its own longest sequence,
+    and the attention mask hides the padding, so no example's output depends on its neighbours."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for i in range(0, len(items), batch_size):
+        ids, mask, _ = collate(items[i: i + batch_size])
+        outputs.append(model.probabilities(ids.to(device), mask.to(device)).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(outputs)
+
+
+class FinetuneTrainer(Trainer):
+    """The shared loop with GPT-1's linear schedule, task metrics, early stopping and the best model
+    written to the top of ``out`` (a model directory ``gptkit predict`` and ``from_pretrained`` read)."""
+
+    def __init__(self, cfg: TrainConfig, model: TaskModel, tokenizer: Tokenizer, train_batches: ExampleBatches,
+                 valid: list[Encoded], lm_coef: float, patience: int, report: dict, progress: bool = True):
+        super().__init__(cfg, model, tokenizer, train_batches, None, make_loss_fn(lm_coef), progress, "fine-tuning")
+        self.valid, self.patience, self.report = valid, patience, report
+        self.gold = np.array([it.target for it in valid])
+        self.key = "pearson" if model.labels.regression else "accuracy"
+        self.best: float | None = None
+        self.since_best = 0
+
+    def learning_rate(self) -> float:
+        """Linear warmup, then linear decay to zero at the last step (GPT-1's schedule)."""
+        cfg = self.cfg
+        warm = (self.step + 1) / cfg.warmup_steps
+        return cfg.lr * max(0.0, min(warm, (cfg.max_steps - self.step) / max(1, cfg.max_steps - cfg.warmup_steps)))
+
+    def evaluate(self) -> dict[str, float]:
+        metrics = task_metrics(predict_encoded(self.model, self.valid), self.gold, self.model.labels.regression)
+        record = {"step": self.step, "epoch": round(self.step / self.train_batches.steps_per_epoch, 2), **metrics}
+        self.report["history"].append(record)
+        if self.best is None or metrics[self.key] > self.best:
+            self.best, self.since_best = metrics[self.key], 0
+            self.report["best"] = record
+            self.model.save_pretrained(self.out, self.tokenizer)
+        else:
+            self.since_best += 1
+            self.stop_requested = self.since_best >= self.patience
+            self.report["stopped_early"] = self.stop_requested
+        write_text(self.out / "metrics.json", json.dumps(self.report, indent=2) + "\n")
+        return metrics
+
+
+def prepare_model(cfg: FinetuneConfig, labels: Labels, device: torch.device) -> tuple[TaskModel, Tokenizer]:
+    """The pretrained GPT and its tokenizer, with start/delimiter/extract added to both."""
+    from gptkit.checkpoint import load
+
+    gpt, tokenizer = load(cfg.model, device=device, dtype=torch.float32)
+    _, new_ids = add_special_tokens(tokenizer)
+    grow_vocabulary(gpt, new_ids)
+    return TaskModel(gpt, labels, cfg.clf_dropout), tokenizer
+
+
+def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
+    """Fine-tune, write the best model and metrics.json to ``cfg.out``; returns the metrics report."""
+    if cfg.batch_size < 1 or cfg.epochs < 1:
+        raise GptkitError("--batch-size and --epochs must be at least 1")
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    train_ex, valid_ex = read_examples(cfg.train, cfg.task), read_examples(cfg.valid, cfg.task)
+    if len(valid_ex[0].seconds) != len(train_ex[0].seconds):
+        raise GptkitError(f"{valid_ex[0].where}: {len(valid_ex[0].seconds)} choices, but the training file has "
+                          f"{len(train_ex[0].seconds)}")
+    labels = Labels.infer(cfg.task, train_ex)
+    model, tokenizer = prepare_model(cfg, labels, device)
+    transform = Transform(cfg.task, tokenizer, model.gpt.config.block_size)
+    batches = ExampleBatches(transform.encode(train_ex, labels, cfg.train), cfg.batch_size, labels.regression, cfg.seed)
+    valid = transform.encode(valid_ex, labels, cfg.valid)
+    max_steps = min(cfg.max_steps or cfg.epochs * batches.steps_per_epoch, cfg.epochs * batches.steps_per_epoch)
+    train_cfg = TrainConfig(out=cfg.out, max_steps=max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                            warmup_steps=max(1, round(cfg.warmup * max_steps)), weight_decay=cfg.weight_decay,
+                            beta2=0.999, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype, init_from=cfg.model,
+                            eval_every=cfg.eval_every or batches.steps_per_epoch, save_every=0, keep_checkpoints=1,
+                            sample_tokens=0)
+    report = {"config": asdict(cfg), "labels": labels.names, "metric": "pearson" if labels.regression else "accuracy",
+              "majority_baseline": labels.majority_baseline(train_ex, valid_ex), "history": [], "best": None,
+              "stopped_early": False}
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    FinetuneTrainer(train_cfg, model, tokenizer, batches, valid, cfg.lm_coef, cfg.patience, report, progress).fit()
+    return report

@@ -1,0 +1,62 @@
+"""`gptkit dialogue train` and `gptkit chat` through click: reports, MMI, and one-line errors."""
+
+import json
+
+from click.testing import CliRunner
+
+from gptkit import GPT, GPTConfig
+from gptkit.cli.main import cli
+from gptkit.tokenizer import Tokenizer
+from tests.chat.conftest import tiny_train_args
+from tests.cli.test_cli import assert_clean_error
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_train_reports_filters_and_examples(dialogue_file, tmp_path):
+    result = run(*tiny_train_args(dialogue_file, tmp_path / "run", "--max-history", "1", "--blocklist",
+                                  str(_write(tmp_path / "block.txt", "king\n"))))
+    assert result.exit_code == 0, result.output
+    assert "6 pairs, 5 kept" in result.output and "removed 1: blocklisted word" in result.output
+    assert "5 training and 0 validation examples" in result.output
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
+
+
+def test_chat_with_mmi_shows_every_hypothesis_with_both_scores(chat_models):
+    forward, backward = chat_models
+    result = run("chat", "--model", str(forward), "--mmi-model", str(backward), "--num-hypotheses", "3",
+                 "--max-response-tokens", "6", "--seed", "1", "--verbose", input="Where is the king?\n/quit\n")
+    assert result.exit_code == 0, result.output
+    scores = [line for line in result.output.splitlines() if line.strip().startswith("backward")]
+    assert 1 <= len(scores) <= 3 and all("forward" in line for line in scores)
+    backward_scores = [float(line.split()[1]) for line in scores]
+    assert backward_scores == sorted(backward_scores, reverse=True)
+
+
+def test_a_backward_model_with_another_tokenizer_is_a_clean_error(chat_models, tmp_path):
+    other = Tokenizer.char("xyz")
+    GPT(GPTConfig.preset("tiny", vocab_size=other.vocab_size)).save_pretrained(tmp_path / "other", other)
+    result = run("chat", "--model", str(chat_models[0]), "--mmi-model", str(tmp_path / "other"), input="hi\n")
+    assert_clean_error(result, "MMI model's tokenizer", "differs")
+
+
+def test_bad_dialogue_files_are_clean_errors(tmp_path):
+    cases = {"blank.txt": ("\n\n\n", "holds no dialogues"),
+             "single.txt": ("Alone.\n", "at least two turns"),
+             "wrong.jsonl": ("Hello there\nHi\n", "not valid JSON")}
+    for name, (text, fragment) in cases.items():
+        result = run(*tiny_train_args(_write(tmp_path / name, text), tmp_path / "out"))
+        assert_clean_error(result, fragment)
+
+
+def test_chinese_dialogues_all_fail_the_english_word_filter_with_a_clear_error(tmp_path):
+    data = _write(tmp_path / "zh.txt", "你好\n你好！\n\n再见\n明天见\n")
+    args = [a for a in tiny_train_args(data, tmp_path / "out") if a != "--no-common-word-filter"]
+    assert_clean_error(run(*args), "no training examples left")
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path

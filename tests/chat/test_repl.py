@@ -1,0 +1,111 @@
+"""The chat REPL: in process for the commands, and the real `gptkit chat` in a pseudo-terminal."""
+
+import io
+import os
+import pty
+import select
+import sys
+import time
+
+import pytest
+
+import gptkit
+from gptkit.chat import Chatbot
+from gptkit.chat.repl import Repl
+
+
+def scripted(lines: list[str]):
+    """An input() that types ``lines`` and then Ctrl-D (EOFError)."""
+    queue = list(lines)
+
+    def read(prompt: str) -> str:
+        if not queue:
+            raise EOFError
+        return queue.pop(0)
+    return read
+
+
+def test_commands_reset_save_and_quit(chat_models, tmp_path):
+    model, tokenizer = gptkit.load(chat_models[0])
+    out = io.StringIO()
+    bot = Chatbot(model, tokenizer)
+    transcript = tmp_path / "t.txt"
+    Repl(bot, out=out, read=scripted(["Good morrow", "/reset", "你好", "/nope", f"/save {transcript}",
+                                      "/quit", "never read"])).run()
+    text = out.getvalue()
+    assert "(history cleared)" in text and "unknown command /nope" in text and text.endswith("bye\n")
+    lines = transcript.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "you: Good morrow" and lines[1].startswith("bot: ")
+    assert lines[2] == "--- reset ---" and lines[3] == "you: 你好" and len(lines) == 5
+    assert bot.history[0] == "你好"  # the reset dropped the first exchange
+
+
+def test_ctrl_c_ends_the_session_cleanly(chat_models):
+    def interrupted(prompt: str) -> str:
+        raise KeyboardInterrupt
+    out = io.StringIO()
+    Repl(Chatbot(*gptkit.load(chat_models[0])), out=out, read=interrupted).run()
+    assert out.getvalue().endswith("\nbye\n")
+
+
+class Terminal:
+    """`python -m gptkit chat` on a pseudo-terminal, read and typed into like a user would."""
+
+    def __init__(self, *args: str):
+        env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: the chat, its terminal the pty
+            os.execve(sys.executable, [sys.executable, "-m", "gptkit", "chat", *args], env)
+        self.output = ""
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        """Everything printed until ``text`` appears (consumed)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                pytest.fail(f"timed out waiting for {text!r}; the terminal shows:\n{self.output}")
+            try:
+                self.output += os.read(self.fd, 4096).decode("utf-8", errors="replace")
+            except OSError:  # the child exited
+                pytest.fail(f"the chat exited before printing {text!r}:\n{self.output}")
+        before, _, self.output = self.output.partition(text)
+        return before
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode("utf-8"))
+
+    def exit_status(self) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.slow
+def test_chat_in_a_terminal_streams_replies_to_english_and_chinese_and_exits_on_ctrl_d(chat_models, tmp_path):
+    transcript = tmp_path / "chat.txt"
+    term = Terminal("--model", str(chat_models[0]), "--seed", "0", "--max-response-tokens", "12")
+    term.expect("you> ")
+    replies = []
+    for turn in ("Good morrow, my lord.", "你好，今天天气怎么样？", "What news?"):
+        term.type(turn + "\r")
+        assert turn in term.expect("bot> ")  # the terminal echoes what was typed
+        replies.append(term.expect("you> ").strip())
+    term.type(f"/save {transcript}\r")
+    term.expect("you> ")
+    term.type("\x04")  # Ctrl-D on an empty line
+    rest = term.expect("bye")
+    assert term.exit_status() == 0
+    assert "Traceback" not in rest and "Error" not in rest
+    lines = transcript.read_text(encoding="utf-8").splitlines()
+    assert lines[::2] == ["you: Good morrow, my lord.", "you: 你好，今天天气怎么样？", "you: What news?"]
+    assert [line.removeprefix("bot: ").strip() for line in lines[1::2]] == replies
+
+
+@pytest.mark.slow
+def test_chat_in_a_terminal_exits_cleanly_on_ctrl_c(chat_models):
+    term = Terminal("--model", str(chat_models[0]))
+    term.expect("you> ")
+    term.type("\x03")
+    rest = term.expect("bye")
+    assert term.exit_status() == 0 and "Traceback" not in rest

@@ -1,0 +1,99 @@
+"""Each task type end to end through `gptkit finetune` and `gptkit predict`, and the errors users see."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from gptkit.cli.main import cli
+from gptkit.finetune import FinetuneConfig, finetune
+from tests.cli.test_cli import assert_clean_error
+
+FAST = ["--lr", "3e-3", "--batch-size", "16", "--epochs", "2", "--quiet"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("task", ["classify", "entail", "similarity", "choice", "regression"])
+def test_each_task_fine_tunes_and_predicts_end_to_end(task, task_files, base_model, tmp_path):
+    kind = "similarity" if task == "regression" else task
+    train, valid = task_files[task]
+    result = run("finetune", "--model", base_model, "--task", kind, "--train", train, "--valid", valid,
+                 "--out", tmp_path, *FAST)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    key = "pearson" if task == "regression" else "accuracy"
+    assert report["metric"] == key and [r["epoch"] for r in report["history"]] == [1.0, 2.0]
+    assert report["best"][key] == max(r[key] for r in report["history"])
+    assert (report["majority_baseline"] is None) == (task == "regression")
+    assert {"head.json", "head.safetensors", "config.json", "model.safetensors", "vocab.json"} <= {p.name for p in tmp_path.iterdir()}
+
+    lines = run("predict", "--model", tmp_path, "--input", valid).stdout.splitlines()
+    results = [json.loads(line) for line in lines]
+    assert len(results) == 32
+    if task == "regression":
+        assert all(isinstance(r["score"], float) for r in results)
+    else:
+        probs = results[0]["probabilities"]
+        assert sum(probs.values() if isinstance(probs, dict) else probs) == pytest.approx(1.0, abs=1e-5)
+        assert len(probs) == {"classify": 4, "entail": 3, "similarity": 2, "choice": 4}[task]
+
+
+def test_fine_tuning_learns_and_the_lm_loss_term_counts(task_files, base_model, tmp_path):
+    rows = task_files["classify"][0].read_text().splitlines(keepends=True)[:16]
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(rows))
+
+    def losses(lm_coef):
+        out = tmp_path / str(lm_coef)
+        finetune(FinetuneConfig("classify", str(base_model), str(small), str(small), str(out), lm_coef=lm_coef,
+                                lr=1e-2, batch_size=16, epochs=30, eval_every=30), progress=False)
+        return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    without, with_lm = losses(0.0), losses(0.5)
+    assert sum(without[-5:]) / 5 < sum(without[:5]) / 5 - 0.3  # L2 falls: the head fits 16 examples
+    assert with_lm[0] > without[0] + 0.5 * 3.0  # λ·L1 of an untrained model (about λ·ln(vocab)) is in the loss
+
+
+def test_early_stopping_stops_when_the_metric_does_not_improve(task_files, base_model, tmp_path):
+    train, valid = task_files["classify"]
+    report = finetune(FinetuneConfig("classify", str(base_model), str(train), str(valid), str(tmp_path), lr=1e-12,
+                                     batch_size=16, epochs=10, eval_every=2, patience=2), progress=False)
+    assert report["stopped_early"] and [r["step"] for r in report["history"]] == [2, 4, 6]
+
+
+def test_lr_schedule_is_linear_warmup_then_linear_decay(task_files, base_model, tmp_path):
+    train, valid = task_files["classify"]
+    report = finetune(FinetuneConfig("classify", str(base_model), str(train), str(valid), str(tmp_path), lr=1e-3,
+                                     batch_size=16, epochs=2, warmup=0.25), progress=False)
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert report["best"] is not None
+    assert lrs == pytest.approx([1e-3 * f for f in (1 / 2, 1, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6)])  # 0 at step 8
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "train.jsonl:2: missing column 'label'"),
+    ("empty", "train.jsonl is empty"),
+    ("unseen", "valid.jsonl:2: label 'z' never appears in the training file"),
+])
+def test_bad_input_is_one_line_naming_file_and_line(case, message, base_model, tmp_path):
+    good = '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n'
+    train = {"missing": '{"text": "a", "label": "x"}\n{"text": "b"}\n', "empty": "", "unseen": good}[case]
+    valid = good.replace('"y"', '"z"') if case == "unseen" else good
+    (tmp_path / "train.jsonl").write_text(train)
+    (tmp_path / "valid.jsonl").write_text(valid)
+    result = run("finetune", "--model", base_model, "--task", "classify", "--train", tmp_path / "train.jsonl",
+                 "--valid", tmp_path / "valid.jsonl", "--out", tmp_path / "out", "--quiet")
+    assert_clean_error(result, message)
+
+
+def test_choice_files_with_different_numbers_of_choices_are_an_error(base_model, tmp_path):
+    (tmp_path / "c.jsonl").write_text('{"context": "a", "choices": ["x", "y"], "answer": 0}\n'
+                                      '{"context": "b", "choices": ["x", "y", "z"], "answer": 1}\n')
+    result = run("predict", "--model", base_model, "--input", tmp_path / "c.jsonl")
+    assert_clean_error(result, "holds no task head")
+    result = run("finetune", "--model", base_model, "--task", "choice", "--train", tmp_path / "c.jsonl",
+                 "--valid", tmp_path / "c.jsonl", "--out", tmp_path / "out", "--quiet")
+    assert_clean_error(result, "c.jsonl:2: 3 choices, but", "c.jsonl:1 has 2")
