@@ -40,6 +40,7 @@ def dialogue() -> None:
 @click.option("--save-every", type=int, default=500, show_default=True)
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint (same data and flags).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dialogue_train(data, reverse, max_history, loss_on_all_turns, val_fraction, no_url_filter, no_repeat_filter,
                    no_common_word_filter, no_bracket_filter, max_words, blocklist, max_response_count, quiet,

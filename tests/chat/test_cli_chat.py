@@ -60,3 +60,21 @@ def test_chinese_dialogues_all_fail_the_english_word_filter_with_a_clear_error(t
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_an_interrupted_dialogue_run_resumes_with_the_same_losses(dialogue_file, tmp_path):
+    args = ("--max-steps", "8", "--save-every", "4", "--eval-every", "0")
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert run(*tiny_train_args(dialogue_file, full), *args).exit_code == 0
+    assert run(*tiny_train_args(dialogue_file, part), *args).exit_code == 0
+    (part / "latest").write_text("step-0000004\n")  # as if killed after the step-4 checkpoint
+    records = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
+    (part / "metrics.jsonl").write_text("".join(json.dumps({**r, "before": True}) + "\n" for r in records))
+    assert run(*tiny_train_args(dialogue_file, part), *args, "--resume").exit_code == 0
+
+    def records_of(run_dir):
+        return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    resumed = records_of(part)
+    assert [r.get("before", False) for r in resumed] == [True] * 4 + [False] * 4  # steps 5-8 were redone
+    assert max(abs(a["loss"] - b["loss"]) for a, b in zip(records_of(full), resumed)) < 1e-5

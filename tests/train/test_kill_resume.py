@@ -1,6 +1,7 @@
 """A run killed with SIGKILL mid-training and resumed gives the same per-step losses as an
 uninterrupted run: the real CLI in real processes, no simulated crash."""
 
+import json
 import os
 import signal
 import subprocess
@@ -43,7 +44,15 @@ def test_sigkill_then_resume_reproduces_every_loss(char_data, tmp_path):
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert len(losses(killed)) < 300
 
+    # Mark what the killed run logged: a resumed run keeps the steps up to its checkpoint and redoes
+    # the rest, where a fresh start would rewrite them all.
+    records = read_metrics(killed / "metrics.jsonl")
+    (killed / "metrics.jsonl").write_text("".join(json.dumps({**r, "before_kill": True}) + "\n" for r in records))
+    checkpoint_step = int((killed / "latest").read_text().strip().removeprefix("step-"))
+
     subprocess.run(gptkit(*args, "--out", str(killed), "--resume"), env=ENV, check=True, capture_output=True)
     a, b = losses(full), losses(killed)
     assert sorted(a) == sorted(b) == list(range(1, 301))
     assert max(abs(a[s] - b[s]) for s in a) < 1e-5
+    kept = [r["step"] for r in read_metrics(killed / "metrics.jsonl") if r.get("before_kill")]
+    assert kept == list(range(1, checkpoint_step + 1)) and 0 < checkpoint_step < 300

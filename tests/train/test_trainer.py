@@ -54,13 +54,16 @@ def test_resume_continues_the_same_run(char_data, tmp_path):
     pretrain(tiny_run(char_data, full, dropout=0.1), progress=False)
     part = tmp_path / "part"
     pretrain(tiny_run(char_data, part, dropout=0.1, max_steps=30, save_every=20), progress=False)
-    # pretend the run died after its step-20 checkpoint, then resume it
+    # pretend the run died after its step-20 checkpoint (marking what it logged), then resume it
     (part / "latest").write_text("step-0000020\n")
+    logged = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
+    (part / "metrics.jsonl").write_text("".join(json.dumps({**r, "before": True}) + "\n" for r in logged))
     pretrain(tiny_run(char_data, part, dropout=0.1, resume=True), progress=False)
-    a = [json.loads(line)["loss"] for line in (full / "metrics.jsonl").read_text().splitlines()]
-    b = [json.loads(line)["loss"] for line in (part / "metrics.jsonl").read_text().splitlines()]
+    a = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
     assert len(a) == len(b) == 30
-    assert max(abs(x - y) for x, y in zip(a, b)) < 1e-5
+    assert [r.get("before", False) for r in b] == [True] * 20 + [False] * 10  # resumed, not restarted
+    assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) < 1e-5
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(char_data, tmp_path):
