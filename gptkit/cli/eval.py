@@ -79,6 +79,40 @@ def task(model_dir, tasks, shots, seed, limit, batch_size, device, out) -> None:
             click.echo(f"plot: {plot_shots(results, Path(out).with_suffix('.png'))}")
 
 
+@eval_group.command()
+@click.option("--model", "model_dir", required=True, help="A model or run directory, or a cached model name.")
+@click.option("--tasks", required=True, help="Comma-separated lm-evaluation-harness task names.")
+@click.option("--include-path", type=click.Path(file_okay=False), help="A folder of your own harness task YAML files.")
+@click.option("--num-fewshot", type=int, default=None, help="In-context examples (default: each task's own).")
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N examples of each task.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the harness's results as JSON.")
+def harness(model_dir, tasks, include_path, num_fewshot, limit, batch_size, device, out) -> None:
+    """Run EleutherAI's lm-evaluation-harness on a gptkit model (pip install lm-eval)."""
+    try:
+        import lm_eval
+        from lm_eval.tasks import TaskManager
+    except ImportError:
+        raise GptkitError("the lm-evaluation-harness is not installed: pip install 'lm-eval>=0.4'") from None
+    from gptkit.eval.harness import GptkitLM
+
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    manager = TaskManager(include_path=include_path) if include_path else TaskManager()
+    unknown = [t for t in names if t not in manager.all_tasks]
+    if unknown:
+        raise GptkitError(f"unknown harness task(s) {', '.join(unknown)}; `lm_eval ls tasks` lists them "
+                          "(or give --include-path for your own)")
+    results = lm_eval.simple_evaluate(model=GptkitLM(model_dir, device=device, batch_size=batch_size), tasks=names,
+                                      num_fewshot=num_fewshot, limit=limit, task_manager=manager)
+    for task, metrics in results["results"].items():
+        for name, value in metrics.items():
+            if isinstance(value, float) and "stderr" not in name:
+                click.echo(f"{task:24s} {name:28s} {value:.4f}")
+    if out:
+        write_text(out, json.dumps(results["results"], indent=2, default=str) + "\n")
+
+
 @eval_group.command("list")
 def list_tasks() -> None:
     """The bundled tasks."""

@@ -74,3 +74,19 @@ def test_rolling_loglikelihood_gives_gptkit_bits_per_byte(trained_tiny, harness_
 def test_generate_until_runs_through_the_harness(trained_tiny, harness_tasks):
     folder, _ = harness_tasks
     assert 0.0 <= run_harness(trained_tiny, folder, "gptkit_gen")["exact_match,none"] <= 1.0
+
+
+def test_the_harness_command_runs_a_local_task(trained_tiny, harness_tasks, tmp_path):
+    from click.testing import CliRunner
+
+    from gptkit.cli.main import cli
+
+    folder, _ = harness_tasks
+    out = tmp_path / "h.json"
+    result = CliRunner().invoke(cli, ["eval", "harness", "--model", trained_tiny, "--tasks", "gptkit_cloze",
+                                      "--include-path", str(folder), "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "gptkit_cloze" in result.stdout and "acc,none" in json.loads(out.read_text())["gptkit_cloze"]
+    result = CliRunner().invoke(cli, ["eval", "harness", "--model", trained_tiny, "--tasks", "no_such_task",
+                                      "--include-path", str(folder)])
+    assert result.exit_code == 2 and "unknown harness task(s) no_such_task" in result.stderr
