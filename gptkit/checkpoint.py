@@ -31,13 +31,21 @@ def resolve_model_dir(path: str | Path) -> Path:
     path = resolve_pretrained(path)
     if (path / "config.json").is_file():
         return path
-    latest = path / LATEST
-    if latest.is_file():
-        target = path / CHECKPOINTS / latest.read_text(encoding="utf-8").strip()
-        if (target / "config.json").is_file():
-            return target
-        raise GptkitError(f"{latest} points to {target}, which holds no checkpoint; the run directory is damaged")
+    latest = latest_checkpoint(path)
+    if latest is not None:
+        return latest
     raise GptkitError(f"no checkpoint in {path}: expected config.json + model.safetensors, or a run directory with a '{LATEST}' file")
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint directory ``latest`` names, or None when the run has saved none."""
+    latest = run_dir / LATEST
+    if not latest.is_file():
+        return None
+    target = run_dir / CHECKPOINTS / latest.read_text(encoding="utf-8").strip()
+    if not (target / "config.json").is_file():
+        raise GptkitError(f"{latest} points to {target}, which holds no checkpoint; the run directory is damaged")
+    return target
 
 
 def load_config(path: str | Path):
@@ -91,9 +99,9 @@ def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state_tens
 def load_training_state(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Path, dict, dict]:
     """(checkpoint directory, state tensors, state metadata) of the newest checkpoint of a run."""
     run_dir = Path(run_dir)
-    if not (run_dir / LATEST).is_file():
+    directory = latest_checkpoint(run_dir)
+    if directory is None:
         raise GptkitError(f"--resume: {run_dir} holds no checkpoint to resume from (no '{LATEST}' file)")
-    directory = resolve_model_dir(run_dir)
     path = directory / TRAIN_STATE
     tensors = load_tensors(path, device=device)
     meta = json.loads(read_metadata(path).get("gptkit_state", "{}"))

@@ -24,13 +24,27 @@ def _load(model_dir: str, device: str):
     return gptkit.load(model_dir, device=resolve_device(device))
 
 
+def model_options(batch_size: int, out_help: str):
+    """--model, --batch-size, --device and --out: what every eval command takes."""
+    options = [
+        click.option("--model", "model_dir", required=True, help="A model or run directory, or a cached model name."),
+        click.option("--batch-size", type=int, default=batch_size, show_default=True),
+        click.option("--device", default="auto", show_default=True),
+        click.option("--out", type=click.Path(dir_okay=False), help=out_help),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @eval_group.command()
-@click.option("--model", "model_dir", required=True, help="A model or run directory, or a cached model name.")
+@model_options(8, "Write the results as JSON.")
 @click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="A text file to score.")
 @click.option("--stride", type=int, default=None, help="New tokens scored per window (default: half the context).")
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the results as JSON.")
 def perplexity(model_dir, data_file, stride, batch_size, device, out) -> None:
     """Perplexity, bits per byte and word perplexity of a text file (sliding window)."""
     from gptkit.eval import perplexity as run
@@ -49,15 +63,12 @@ def perplexity(model_dir, data_file, stride, batch_size, device, out) -> None:
 
 
 @eval_group.command()
-@click.option("--model", "model_dir", required=True, help="A model or run directory, or a cached model name.")
+@model_options(16, "Write every number and setting as JSON (and a plot beside it).")
 @click.option("--task", "tasks", multiple=True, required=True,
               help="A bundled task name or a task file (YAML/JSON); repeatable. `gptkit eval list` shows the bundled ones.")
 @click.option("--shots", default="0", show_default=True, help="Comma-separated numbers of in-context examples, e.g. 0,1,8.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing the in-context examples.")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N examples.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write every number and setting as JSON (and a plot beside it).")
 def task(model_dir, tasks, shots, seed, limit, batch_size, device, out) -> None:
     """Zero- and few-shot evaluation on tasks described by data files."""
     from gptkit.eval import evaluate_task, load_task
@@ -80,14 +91,11 @@ def task(model_dir, tasks, shots, seed, limit, batch_size, device, out) -> None:
 
 
 @eval_group.command()
-@click.option("--model", "model_dir", required=True, help="A model or run directory, or a cached model name.")
+@model_options(16, "Write the harness's results as JSON.")
 @click.option("--tasks", required=True, help="Comma-separated lm-evaluation-harness task names.")
 @click.option("--include-path", type=click.Path(file_okay=False), help="A folder of your own harness task YAML files.")
 @click.option("--num-fewshot", type=int, default=None, help="In-context examples (default: each task's own).")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N examples of each task.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the harness's results as JSON.")
 def harness(model_dir, tasks, include_path, num_fewshot, limit, batch_size, device, out) -> None:
     """Run EleutherAI's lm-evaluation-harness on a gptkit model (pip install lm-eval)."""
     try:

@@ -27,6 +27,7 @@ from gptkit.cli.main import cli
 @click.option("--patience", type=int, default=2, show_default=True, help="Validations without improvement before stopping.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint (same flags).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def finetune(model_dir, train_file, valid_file, quiet, **flags) -> None:
     """Fine-tune a pretrained model on a labelled task (L3 = L2 + λ·L1)."""

@@ -56,6 +56,7 @@ class FinetuneConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
+    resume: bool = False  # continue the run in ``out`` from its newest checkpoint (one per validation)
 
 
 def sequence_lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -115,6 +116,28 @@ class FinetuneTrainer(Trainer):
         self.best: float | None = None
         self.since_best = 0
 
+    def load_weights(self, directory: Path) -> None:
+        self.model.load_state_dict(TaskModel.from_pretrained(directory, self.device).state_dict())
+
+    def restore(self) -> None:
+        """Resume, with the validation history (and so the best model and patience) up to the checkpoint."""
+        super().restore()
+        saved = json.loads((self.out / "metrics.json").read_text(encoding="utf-8"))
+        for record in (r for r in saved["history"] if r["step"] <= self.step):
+            self._track(record)
+
+    def _track(self, record: dict) -> bool:
+        """Add a validation to the report; True when it is the best so far."""
+        self.report["history"].append(record)
+        if self.best is None or record[self.key] > self.best:
+            self.best, self.since_best = record[self.key], 0
+            self.report["best"] = record
+            return True
+        self.since_best += 1
+        self.stop_requested = self.since_best >= self.patience
+        self.report["stopped_early"] = self.stop_requested
+        return False
+
     def learning_rate(self) -> float:
         """Linear warmup, then linear decay to zero at the last step (GPT-1's schedule)."""
         cfg = self.cfg
@@ -124,15 +147,8 @@ class FinetuneTrainer(Trainer):
     def evaluate(self) -> dict[str, float]:
         metrics = task_metrics(predict_encoded(self.model, self.valid), self.gold, self.model.labels.regression)
         record = {"step": self.step, "epoch": round(self.step / self.train_batches.steps_per_epoch, 2), **metrics}
-        self.report["history"].append(record)
-        if self.best is None or metrics[self.key] > self.best:
-            self.best, self.since_best = metrics[self.key], 0
-            self.report["best"] = record
+        if self._track(record):
             self.model.save_pretrained(self.out, self.tokenizer)
-        else:
-            self.since_best += 1
-            self.stop_requested = self.since_best >= self.patience
-            self.report["stopped_early"] = self.stop_requested
         write_text(self.out / "metrics.json", json.dumps(self.report, indent=2) + "\n")
         return metrics
 
@@ -166,8 +182,9 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     train_cfg = TrainConfig(out=cfg.out, max_steps=max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             warmup_steps=max(1, round(cfg.warmup * max_steps)), weight_decay=cfg.weight_decay,
                             beta2=0.999, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype, init_from=cfg.model,
-                            eval_every=cfg.eval_every or batches.steps_per_epoch, save_every=0, keep_checkpoints=1,
-                            sample_tokens=0)
+                            eval_every=cfg.eval_every or batches.steps_per_epoch,
+                            save_every=cfg.eval_every or batches.steps_per_epoch, keep_checkpoints=2,
+                            sample_tokens=0, resume=cfg.resume)
     report = {"config": asdict(cfg), "labels": labels.names, "metric": "pearson" if labels.regression else "accuracy",
               "majority_baseline": labels.majority_baseline(train_ex, valid_ex), "history": [], "best": None,
               "stopped_early": False}

@@ -151,12 +151,16 @@ class Trainer:
         return save_checkpoint(self.out, self.step, self.model, self.tokenizer, tensors, meta,
                                keep=self.cfg.keep_checkpoints)
 
-    def restore(self) -> None:
-        """Continue the run in ``out`` exactly where its newest checkpoint left it."""
-        directory, tensors, meta = load_training_state(self.out)
+    def load_weights(self, directory: Path) -> None:
+        """Put a checkpoint's weights into the model being trained (fine-tuning adds its head)."""
         weights = load_tensors(directory / WEIGHTS_NAME, device=self.device)
         check_state_dict(self.model, weights, directory / WEIGHTS_NAME)
         self.model.load_state_dict(weights)
+
+    def restore(self) -> None:
+        """Continue the run in ``out`` exactly where its newest checkpoint left it."""
+        directory, tensors, meta = load_training_state(self.out)
+        self.load_weights(directory)
         optimizer_from_tensors(self.optimizer, tensors, meta["optimizer"])
         self.train_batches.load_state_dict(meta["loader"])
         if meta.get("scaler"):

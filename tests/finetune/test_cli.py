@@ -97,3 +97,25 @@ def test_choice_files_with_different_numbers_of_choices_are_an_error(base_model,
     result = run("finetune", "--model", base_model, "--task", "choice", "--train", tmp_path / "c.jsonl",
                  "--valid", tmp_path / "c.jsonl", "--out", tmp_path / "out", "--quiet")
     assert_clean_error(result, "c.jsonl:2: 3 choices, but", "c.jsonl:1 has 2")
+
+
+def test_an_interrupted_fine_tuning_run_resumes_exactly(task_files, base_model, tmp_path):
+    train, valid = task_files["classify"]
+    args = ["finetune", "--model", base_model, "--task", "classify", "--train", train, "--valid", valid,
+            "--lr", "3e-3", "--batch-size", "16", "--epochs", "3", "--patience", "5", "--quiet"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert run(*args, "--out", full).exit_code == 0
+    assert run(*args, "--out", part).exit_code == 0
+    epoch = json.loads((part / "metrics.json").read_text())["history"][1]["step"]
+    (part / "latest").write_text(f"step-{epoch:07d}\n")  # as if killed after the second epoch's checkpoint
+    logged = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
+    (part / "metrics.jsonl").write_text("".join(json.dumps({**r, "before": True}) + "\n" for r in logged))
+    resumed = run(*args, "--out", part, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+
+    a = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("before", False) for r in b] == [r["step"] <= epoch for r in a]  # resumed, not restarted
+    assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) < 1e-5
+    history = [json.loads((d / "metrics.json").read_text())["history"] for d in (full, part)]
+    assert [h["accuracy"] for h in history[0]] == pytest.approx([h["accuracy"] for h in history[1]])
