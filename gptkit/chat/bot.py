@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from gptkit.chat.examples import joined_ids
 from gptkit.chat.mmi import Hypothesis, check_same_tokenizer, rerank
 from gptkit.errors import GptkitError
-from gptkit.inference import SamplingConfig, generate_ids, generate_tokens, stream_text
+from gptkit.inference import SamplingConfig, generate_ids, generate_stream
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 
@@ -63,9 +63,8 @@ class Chatbot:
         sampling, eot = self._sampling(), self.tokenizer.eot_id
         self.turns += 1
         if self.backward is None:
-            tokens = (int(t[0]) for t in generate_tokens(self.model, [prompt], sampling, eot))
             pieces = []
-            for piece in stream_text(self.tokenizer, tokens, eot):
+            for piece in generate_stream(self.model, self.tokenizer, prompt, sampling):
                 pieces.append(piece)
                 yield piece
             response = "".join(pieces).strip()

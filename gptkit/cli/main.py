@@ -134,12 +134,10 @@ def generate(model_dir, prompt, greedy, num_samples, no_stop, device, **sampling
 
 
 def _stream_sample(model, tokenizer, prompt: str, sampling: dict) -> None:
-    from gptkit.inference import SamplingConfig, generate_tokens, stream_text
+    from gptkit.inference import SamplingConfig, generate_stream
 
-    cfg = SamplingConfig(**sampling)
     click.echo(prompt, nl=False)
-    tokens = (int(t[0]) for t in generate_tokens(model, [tokenizer.encode(prompt)], cfg, tokenizer.eot_id))
-    for piece in stream_text(tokenizer, tokens, tokenizer.eot_id if cfg.stop_at_eot else None):
+    for piece in generate_stream(model, tokenizer, tokenizer.encode(prompt), SamplingConfig(**sampling)):
         click.echo(piece, nl=False)
         sys.stdout.flush()
     click.echo()

@@ -40,8 +40,9 @@ class WindowLoader:
                 raise GptkitError(f"shard {path} was written for another vocabulary than {META_NAME} says")
             self.shards.append(open_shard(path))
         # A shard of L tokens holds L - block_size windows of block_size + 1 tokens (x and the shifted y).
-        self.starts = np.array([max(0, len(s) - block_size) for s in self.shards], dtype=np.int64)
-        if self.starts.sum() == 0:
+        self.windows_per_shard = np.array([max(0, len(s) - block_size) for s in self.shards], dtype=np.int64)
+        self.ends = np.cumsum(self.windows_per_shard)  # global window index where each shard's windows end
+        if self.windows_per_shard.sum() == 0:
             n = sum(len(s) for s in self.shards)
             raise GptkitError(
                 f"the {split!r} split of {data_dir} has {n} tokens, too few for one window of "
@@ -50,11 +51,11 @@ class WindowLoader:
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
-        return int(self.starts.sum())
+        return int(self.windows_per_shard.sum())
 
     def _window(self, i: int) -> np.ndarray:
-        shard = int(np.searchsorted(np.cumsum(self.starts), i, side="right"))
-        offset = i - int(self.starts[:shard].sum())
+        shard = int(np.searchsorted(self.ends, i, side="right"))
+        offset = i - int(self.ends[shard] - self.windows_per_shard[shard])
         return np.asarray(self.shards[shard][offset : offset + self.block_size + 1], dtype=np.int64)
 
     def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
 from gptkit.eval.perplexity import perplexity
-from gptkit.inference import SamplingConfig, generate_ids, score
+from gptkit.inference import SamplingConfig, cut_at_stops, generate_ids, score
 
 
 @register_model("gptkit")
@@ -51,8 +51,5 @@ class GptkitLM(LM):
             cfg = SamplingConfig(max_new_tokens=int(kwargs.get("max_gen_toks", self.max_gen_toks)),
                                  temperature=float(kwargs.get("temperature", 0.0)) if kwargs.get("do_sample") else 0.0)
             ids = generate_ids(self.model, [self.tokenizer.encode(context)], cfg, self.tokenizer.eot_id)[0]
-            text = self.tokenizer.decode(ids)
-            for stop in until:
-                text = text.split(stop)[0]
-            outputs.append(text)
+            outputs.append(cut_at_stops(self.tokenizer.decode(ids), until))
         return outputs

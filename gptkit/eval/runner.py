@@ -13,7 +13,7 @@ from tqdm import tqdm
 from gptkit.errors import GptkitError
 from gptkit.eval.metrics import generation_scores
 from gptkit.eval.tasks import TaskSpec, read_examples
-from gptkit.inference import SamplingConfig, generate_ids, score
+from gptkit.inference import SamplingConfig, cut_at_stops, generate_ids, score
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 
@@ -126,9 +126,7 @@ def _generate(model, tokenizer, builder, examples, prompts, batch_size, progress
         batch = prompts[start: start + batch_size]
         for ex, ids in zip(examples[start: start + batch_size], generate_ids(model, [p.ids for p in batch], cfg,
                                                                               tokenizer.eot_id)):
-            text = tokenizer.decode(ids)
-            for stop in spec.stop:  # the answer ends at the first stop sequence
-                text = text.split(stop)[0]
+            text = cut_at_stops(tokenizer.decode(ids), spec.stop)
             for name, value in generation_scores(text.strip(), str(ex[spec.answer])).items():
                 totals[name] = totals.get(name, 0.0) + value
     return {name: value / len(examples) for name, value in totals.items()}

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from gptkit.checkpoint import resolve_model_dir
 from gptkit.errors import GptkitError
@@ -64,8 +63,6 @@ class TaskModel(nn.Module):
             return self.head(self.dropout(h)).squeeze(-1), hidden  # one score per choice: (B, K)
         return self.head(self.dropout(h.sum(1))), hidden  # similarity adds both orders; else K = 1
 
-    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden, self.gpt.wte.weight)  # the tied output layer: (N, T, vocab)
 
     @torch.no_grad()
     def probabilities(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

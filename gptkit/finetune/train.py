@@ -82,7 +82,7 @@ def make_loss_fn(lm_coef: float):
         loss = task_loss(scores, targets, model.labels.regression)
         if lm_coef:
             T = ids.shape[-1]
-            loss = loss + lm_coef * sequence_lm_loss(model.lm_logits(hidden), ids.view(-1, T), mask.view(-1, T))
+            loss = loss + lm_coef * sequence_lm_loss(model.gpt.lm_head(hidden), ids.view(-1, T), mask.view(-1, T))
         return loss
 
     return loss_fn

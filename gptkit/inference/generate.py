@@ -103,6 +103,19 @@ def generate(model: GPT, tokenizer: Tokenizer, prompts: str | list[str], cfg: Sa
     return [tokenizer.decode(row) for row in ids]
 
 
+def generate_stream(model: GPT, tokenizer: Tokenizer, prompt_ids: list[int], cfg: SamplingConfig) -> Iterator[str]:
+    """The continuation of one prompt as text pieces, each yielded as soon as it can be decoded."""
+    tokens = (int(t[0]) for t in generate_tokens(model, [prompt_ids], cfg, tokenizer.eot_id))
+    yield from stream_text(tokenizer, tokens, tokenizer.eot_id if cfg.stop_at_eot else None)
+
+
+def cut_at_stops(text: str, stops: list[str]) -> str:
+    """Generated text up to the first of the stop sequences (all of it when none occurs)."""
+    for stop in stops:
+        text = text.split(stop)[0]
+    return text
+
+
 def stream_text(tokenizer: Tokenizer, tokens: Iterable[int], eot_id: int | None = None) -> Iterator[str]:
     """Text pieces as tokens arrive. A byte-level token may end inside a UTF-8 character, so text
     is held back while it ends in a replacement character and released once the character completes."""

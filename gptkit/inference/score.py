@@ -57,12 +57,14 @@ def score(model: GPT, requests: list[tuple[list[int], list[int]]], bos_id: int |
             tokens = windows[i][0][:-1]
             x[row, : len(tokens)] = torch.tensor(tokens)
             mask[row, : len(tokens)] = 1
-        logprobs = F.log_softmax(model(x.to(device), attention_mask=mask.to(device)).float(), dim=-1)  # (B, T, V)
+        hidden = model(x.to(device), attention_mask=mask.to(device), return_hidden=True)  # (B, T, C)
         for row, i in enumerate(batch):
             full, n = windows[i]
-            positions = torch.arange(len(full) - 1 - n, len(full) - 1, device=device)
+            # Only the continuation's positions go through the output layer: vocabulary-wide logits
+            # for every position of a long context would dwarf the model's own activations.
+            logprobs = F.log_softmax(model.lm_head(hidden[row, len(full) - 1 - n: len(full) - 1]).float(), -1)  # (n, V)
             targets = torch.tensor(full[-n:], device=device)
-            picked = logprobs[row, positions].gather(1, targets[:, None]).squeeze(1)
-            greedy = bool((logprobs[row, positions].argmax(-1) == targets).all())
+            picked = logprobs.gather(1, targets[:, None]).squeeze(1)
+            greedy = bool((logprobs.argmax(-1) == targets).all())
             results[i] = Score(float(picked.sum()), picked.tolist(), greedy)
     return results  # type: ignore[return-value]

@@ -136,9 +136,11 @@ class GPT(nn.Module):
             x = block(x, banded if cfg.is_banded(i) else dense, kv_cache, input_pos)
         if cfg.ln_order == "pre":
             x = self.ln_f(x)
-        if return_hidden:
-            return x
-        return F.linear(x, self.wte.weight)  # tied output layer: h_n W_e^T -> (B, T, vocab_size)
+        return x if return_hidden else self.lm_head(x)
+
+    def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer, tied to the token embedding: h_n W_e^T. (..., n_embd) -> (..., vocab_size)."""
+        return F.linear(hidden, self.wte.weight)
 
     def new_kv_cache(self, batch_size: int, max_len: int | None = None, dtype: torch.dtype | None = None) -> KVCache:
         cfg = self.config

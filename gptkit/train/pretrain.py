@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def pretrain(cfg: TrainConfig, progress: bool = True) -> PretrainResult:
         data_dir = Path(cfg.data)
         read_meta(data_dir)  # fails clearly if this is not a prepared directory
     else:
-        data_dir = prepare_bundled_shakespeare(Path(cfg.out) / "data", cfg.tokenizer, progress)
+        # One cache per tokenizer: shards made with another vocabulary must never be reused.
+        data_dir = prepare_bundled_shakespeare(Path(cfg.out) / "data" / re.sub(r"[^\w.-]", "_", cfg.tokenizer),
+                                               cfg.tokenizer, progress)
     tokenizer = Tokenizer.load(data_dir)
     model = build_model(cfg, tokenizer, device)
     block = min(cfg.block_size or model.config.block_size, model.config.block_size)

@@ -1,5 +1,7 @@
 """The chatbot's prompt, sampling settings and MMI reranking on a tiny model with known scores."""
 
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -62,7 +64,8 @@ def test_prompt_keeps_max_history_turns_and_sampling_keeps_the_penalty(monkeypat
         seen.append((TOK.decode(prompts[0]), cfg))
         yield from [torch.tensor([TOK.encode("h")[0]]), torch.tensor([EOT])]
 
-    monkeypatch.setattr(bot_module, "generate_tokens", spy)
+    # the loop that generate_stream drives (the package's `generate` attribute is the function)
+    monkeypatch.setattr(importlib.import_module("gptkit.inference.generate"), "generate_tokens", spy)
     cfg = ChatConfig(SamplingConfig(max_new_tokens=8, repetition_penalty=1.3, top_k=5, seed=7), max_history=2)
     bot = Chatbot(tiny(0), TOK, cfg)
     assert "".join(bot.reply("ab")) == "h"

@@ -164,3 +164,11 @@ def test_metrics_reader_skips_a_line_cut_short_by_a_kill(tmp_path):
 
     (tmp_path / "m.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
     assert read_metrics(tmp_path / "m.jsonl") == [{"step": 1, "loss": 2.0}]
+
+
+def test_bundled_corpus_shards_are_cached_per_tokenizer(tmp_path):
+    tiny = dict(preset="tiny", out=str(tmp_path), max_steps=1, batch_size=2, block_size=16, eval_every=0,
+                save_every=0, sample_tokens=0)
+    char = pretrain(TrainConfig(**tiny), progress=False)
+    gpt2 = pretrain(TrainConfig(**tiny, tokenizer="gpt2"), progress=False)
+    assert char.trainer.tokenizer.vocab_size < 100 and gpt2.trainer.tokenizer.vocab_size == 50257
