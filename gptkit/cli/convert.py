@@ -1,0 +1,40 @@
+"""`gptkit convert` and `gptkit export`: published checkpoints in, Hugging Face directories out."""
+
+from __future__ import annotations
+
+import click
+
+from gptkit.cli.main import cli
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+@cli.command()
+@click.option("--model", "source", required=True,
+              help="A Hugging Face checkpoint directory, or a name in the local HF cache (gpt2, microsoft/DialoGPT-medium).")
+@click.option("--out", required=True, help="Directory for the gptkit checkpoint.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default=None, help="Store the weights in this precision.")
+def convert(source, out, dtype) -> None:
+    """Convert a published checkpoint (GPT-2, GPT-1, DialoGPT) to gptkit's format."""
+    import torch
+
+    import gptkit
+
+    model, tokenizer = gptkit.load(source, dtype=getattr(torch, DTYPES[dtype]) if dtype else None)
+    model.save_pretrained(out, tokenizer)
+    click.echo(f"wrote {out}: {model.num_parameters():,} parameters, {model.config.ln_order}-LN, "
+               f"vocabulary {tokenizer.vocab_size:,}")
+
+
+@cli.command()
+@click.option("--model", "source", required=True, help="A gptkit model or run directory.")
+@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True)
+@click.option("--out", required=True, help="Directory to write.")
+def export(source, fmt, out) -> None:
+    """Export a model for other libraries (hf: transformers' GPT2LMHeadModel / OpenAIGPTLMHeadModel)."""
+    import gptkit
+    from gptkit.convert import export_hf
+
+    model, tokenizer = gptkit.load(source)
+    export_hf(model, tokenizer, out)
+    click.echo(f"wrote {out} ({'OpenAIGPTLMHeadModel' if model.config.ln_order == 'post' else 'GPT2LMHeadModel'})")

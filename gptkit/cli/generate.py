@@ -1,0 +1,48 @@
+"""`gptkit generate`: sample from any checkpoint, streaming to the terminal."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gptkit.cli.main import cli
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, help="A model directory or a training run directory.")
+@click.option("--prompt", default="", help="Text to continue (default: start from end-of-text).")
+@click.option("--max-new-tokens", type=int, default=200, show_default=True)
+@click.option("--temperature", type=float, default=0.8, show_default=True, help="0 means greedy.")
+@click.option("--greedy", is_flag=True, help="Always take the most likely token (same as --temperature 0).")
+@click.option("--top-k", type=int, default=None)
+@click.option("--top-p", type=float, default=None)
+@click.option("--repetition-penalty", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=int, default=None)
+@click.option("--num-samples", type=int, default=1, show_default=True)
+@click.option("--no-stop", is_flag=True, help="Keep going past the end-of-text token.")
+@click.option("--device", default="auto", show_default=True)
+def generate(model_dir, prompt, greedy, num_samples, no_stop, device, **sampling) -> None:
+    """Sample from a checkpoint, streaming the text to the terminal."""
+    import gptkit
+    from gptkit.train.trainer import resolve_device
+
+    model, tokenizer = gptkit.load(model_dir, device=resolve_device(device))
+    if greedy:
+        sampling["temperature"] = 0.0
+    sampling["stop_at_eot"] = not no_stop
+    seed = sampling.pop("seed")
+    for i in range(num_samples):
+        if num_samples > 1:
+            click.echo(f"\n--- sample {i + 1} ---")
+        stream_sample(model, tokenizer, prompt, dict(sampling, seed=None if seed is None else seed + i))
+
+
+def stream_sample(model, tokenizer, prompt: str, sampling: dict) -> None:
+    from gptkit.inference import SamplingConfig, generate_stream
+
+    click.echo(prompt, nl=False)
+    for piece in generate_stream(model, tokenizer, tokenizer.encode(prompt), SamplingConfig(**sampling)):
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
+    click.echo()

@@ -1,0 +1,52 @@
+"""`gptkit info`: shapes, parameter counts, memory and FLOPs, counted on the meta device."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from gptkit.cli.main import cli
+from gptkit.errors import GptkitError
+
+
+@cli.command()
+@click.option("--preset", help="A preset name.")
+@click.option("--model", "model_dir", help="A model directory or a training run directory.")
+@click.option("--list", "list_presets", is_flag=True, help="List the presets with their sizes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(preset, model_dir, list_presets, as_json) -> None:
+    """Describe a preset or a checkpoint: shape, parameter count, memory, FLOPs (no weights allocated)."""
+    from gptkit.checkpoint import load_config
+    from gptkit.config import PRESETS, GPTConfig
+    from gptkit.model import count_parameters, flops_per_token
+
+    if list_presets:
+        for name, cfg in PRESETS.items():
+            click.echo(f"{name:18s} {_human(count_parameters(cfg)):>7s}  {cfg.n_layer:3d} layers x {cfg.n_embd:5d}, "
+                       f"{cfg.n_head:3d} heads, context {cfg.block_size}, {cfg.ln_order}-LN, {cfg.attention}")
+        return
+    if bool(preset) == bool(model_dir):
+        raise GptkitError("give exactly one of --preset NAME or --model DIR (or --list)")
+    cfg = GPTConfig.preset(preset) if preset else load_config(model_dir)
+    n = count_parameters(cfg)
+    report = {"name": preset or str(model_dir), **cfg.to_dict(), "parameters": n,
+              "fp32_bytes": 4 * n, "bf16_bytes": 2 * n, "train_flops_per_token": flops_per_token(cfg)}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    attention = "dense" if cfg.attention == "dense" else f"alternating dense / banded (window {cfg.local_window})"
+    click.echo(f"{report['name']}\n"
+               f"  {cfg.n_layer} layers, width {cfg.n_embd}, {cfg.n_head} heads of {cfg.head_dim}, "
+               f"context {cfg.block_size}, vocabulary {cfg.vocab_size:,}\n"
+               f"  {cfg.ln_order}-LayerNorm, {attention} attention, {cfg.position} positions\n"
+               f"  parameters: {n:,} ({_human(n)})\n"
+               f"  weights: {4 * n / 2**30:,.2f} GiB in fp32, {2 * n / 2**30:,.2f} GiB in bf16\n"
+               f"  training FLOPs per token: {report['train_flops_per_token']:.3e}")
+
+
+def _human(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)

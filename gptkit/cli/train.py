@@ -1,0 +1,71 @@
+"""`gptkit pretrain`: the language-model objective L1 on the bundled corpus or prepared shards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from gptkit.cli.generate import stream_sample
+from gptkit.cli.main import cli
+from gptkit.errors import GptkitError
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or TOML file of TrainConfig keys; flags override it.")
+@click.option("--preset", help="Model shape by name (see `gptkit info --list`). Default: shakespeare-char.")
+@click.option("--data", help="A directory made by `gptkit prepare`. Default: the bundled Shakespeare.")
+@click.option("--tokenizer", help="For the bundled corpus: char (default), gpt2, or a tokenizer directory.")
+@click.option("--out", help="Run directory for checkpoints, metrics and the loss curve. Default: runs/shakespeare.")
+@click.option("--init-from", help="Start from the weights of this model directory instead of random ones.")
+@click.option("--max-steps", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--block-size", type=int, help="Context length of the training windows.")
+@click.option("--grad-accum", type=int, help="Micro-batches accumulated per optimizer step.")
+@click.option("--lr", type=float, help="Peak learning rate (after warmup, before cosine decay).")
+@click.option("--min-lr", type=float)
+@click.option("--warmup-steps", type=int)
+@click.option("--weight-decay", type=float)
+@click.option("--grad-clip", type=float)
+@click.option("--dropout", type=float)
+@click.option("--seed", type=int)
+@click.option("--device", help="auto, cpu, cuda, cuda:1, mps.")
+@click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
+@click.option("--compile/--no-compile", default=None, help="torch.compile the model.")
+@click.option("--eval-every", type=int, help="Validation loss every N steps (0: only at the end).")
+@click.option("--eval-batches", type=int)
+@click.option("--save-every", type=int, help="Checkpoint every N steps (and always at the end).")
+@click.option("--sample-tokens", type=int, help="Length of the sample printed at the end (0: none).")
+@click.option("--resume", is_flag=True, default=None, help="Continue the run in --out from its newest checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def pretrain(config_file, quiet, **flags) -> None:
+    """Pretrain with the language-model objective L1 (next-token cross-entropy)."""
+    import dataclasses
+
+    from gptkit.train import TrainConfig
+    from gptkit.train import pretrain as run
+
+    keys: dict = {}
+    out = flags.get("out") or TrainConfig.out
+    if flags.get("resume"):
+        saved = Path(out) / "train_config.json"
+        if not saved.is_file():
+            raise GptkitError(f"--resume: {out} holds no checkpoint to resume from (no train_config.json)")
+        keys.update(json.loads(saved.read_text(encoding="utf-8")))
+    if config_file:
+        keys.update(TrainConfig.from_file(config_file))
+    keys.update({k: v for k, v in flags.items() if v is not None})
+    cfg = TrainConfig(**{f.name: keys[f.name] for f in dataclasses.fields(TrainConfig) if f.name in keys})
+    result = run(cfg, progress=not quiet)
+    click.echo(f"\ntrained {result.steps} steps; validation loss {_fmt(result.val_loss)} nats/token "
+               f"(unigram baseline {_fmt(result.unigram_baseline)})")
+    click.echo(f"model: {cfg.out}   loss curve: {result.loss_curve}")
+    if cfg.sample_tokens:
+        click.echo("\n--- sample ---")
+        stream_sample(result.trainer.model, result.trainer.tokenizer, "\n",
+                       dict(max_new_tokens=cfg.sample_tokens, temperature=0.8, top_k=40, seed=cfg.seed))
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
