@@ -67,8 +67,8 @@ def main() -> None:
         for label, (init, lm_coef) in RUNS.items():
             run_dir = out / f"{name}-{init}-lm{lm_coef}"
             t0 = time.perf_counter()
-            report = finetune(FinetuneConfig(task, inits[init], str(bundled_task(name, "train")),
-                                             str(bundled_task(name, "valid")), str(run_dir), lm_coef=lm_coef, lr=args.lr,
+            report = finetune(FinetuneConfig(task=task, init_from=inits[init], train=str(bundled_task(name, "train")),
+                                             valid=str(bundled_task(name, "valid")), out=str(run_dir), lm_coef=lm_coef, lr=args.lr,
                                              epochs=args.epochs, patience=args.patience, device=args.device),
                               progress=False)
             rows.append({"set": name, "task": task, "run": label, "best_epoch": report["best"]["epoch"],

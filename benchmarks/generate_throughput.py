@@ -16,8 +16,8 @@ import torch
 from report import emit
 
 from gptkit import GPT, GPTConfig
+from gptkit.device import autocast_dtype, resolve_device
 from gptkit.inference import SamplingConfig, generate_ids
-from gptkit.train.trainer import autocast_dtype, resolve_device
 
 
 def timed(fn) -> tuple[float, object]:

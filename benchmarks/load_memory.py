@@ -36,8 +36,8 @@ print(hwm() - base, sum(p.numel() * p.element_size() for p in model.parameters()
 """
 
 LOADERS = {
-    "gptkit fp32": ("from gptkit import GPT", "GPT.from_pretrained(sys.argv[1])"),
-    "gptkit bf16": ("from gptkit import GPT", "GPT.from_pretrained(sys.argv[1], dtype=torch.bfloat16)"),
+    "gptkit fp32": ("from gptkit.checkpoint import load_model", "load_model(sys.argv[1])"),
+    "gptkit bf16": ("from gptkit.checkpoint import load_model", "load_model(sys.argv[1], dtype=torch.bfloat16)"),
     "transformers fp32": ("from transformers import GPT2LMHeadModel", "GPT2LMHeadModel.from_pretrained(sys.argv[1])"),
 }
 

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
+from gptkit.config import GPTConfig
+from gptkit.convert.hf import config_from_hf, load_hf_model, load_hf_tokenizer
+from gptkit.convert.hub import resolve_pretrained
 from gptkit.errors import GptkitError
-from gptkit.io import fsync_dir, load_tensors, read_metadata, save_tensors, write_text
+from gptkit.io import fsync_dir, load_tensors, read_json, read_metadata, read_text, save_tensors, write_text
+from gptkit.model import GPT
+from gptkit.model.gpt import CONFIG_NAME, WEIGHTS_NAME
+from gptkit.model.quantize import quantize_int8
+from gptkit.tokenizer import Tokenizer
+from gptkit.tokenizer.base import CONFIG_NAME as TOKENIZER_CONFIG
 
 LATEST = "latest"
 CHECKPOINTS = "checkpoints"
@@ -26,15 +35,16 @@ TRAIN_STATE = "training_state.safetensors"
 def resolve_model_dir(path: str | Path) -> Path:
     """A model directory, the newest checkpoint of a training run directory, or a model name
     (gpt2, microsoft/DialoGPT-medium, ...) found in the local Hugging Face cache."""
-    from gptkit.convert.hub import resolve_pretrained
-
     path = resolve_pretrained(path)
-    if (path / "config.json").is_file():
+    if (path / CONFIG_NAME).is_file():
         return path
     latest = latest_checkpoint(path)
     if latest is not None:
         return latest
-    raise GptkitError(f"no checkpoint in {path}: expected config.json + model.safetensors, or a run directory with a '{LATEST}' file")
+    if (path / TOKENIZER_CONFIG).is_file():
+        raise GptkitError(f"{path} holds a tokenizer but no model (no {CONFIG_NAME}); give a model or run directory")
+    raise GptkitError(f"no checkpoint in {path}: expected {CONFIG_NAME} + {WEIGHTS_NAME}, or a run directory with a "
+                      f"'{LATEST}' file")
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -42,38 +52,87 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     latest = run_dir / LATEST
     if not latest.is_file():
         return None
-    target = run_dir / CHECKPOINTS / latest.read_text(encoding="utf-8").strip()
-    if not (target / "config.json").is_file():
+    name = read_text(latest, fix="the run directory is damaged; delete the file to start the run again").strip()
+    target = run_dir / CHECKPOINTS / name
+    if "/" in name or not (target / CONFIG_NAME).is_file():
         raise GptkitError(f"{latest} points to {target}, which holds no checkpoint; the run directory is damaged")
     return target
 
 
-def load_config(path: str | Path):
+def read_config(directory: Path) -> dict:
+    """The config.json of a model directory: gptkit's own ("model_type": "gptkit") or Hugging Face's."""
+    return read_json(directory / CONFIG_NAME, fix="the checkpoint is damaged; restore it or convert it again")
+
+
+def is_hugging_face(config: dict) -> bool:
+    return config.get("model_type") != "gptkit"
+
+
+def load_config(path: str | Path) -> GPTConfig:
     """The GPTConfig of any checkpoint gptkit reads (its own or Hugging Face's), without its weights."""
-    from gptkit.config import GPTConfig
-    from gptkit.convert.hf import config_from_hf, is_hf_checkpoint
-
     directory = resolve_model_dir(path)
-    if is_hf_checkpoint(directory):
-        return config_from_hf(json.loads((directory / "config.json").read_text(encoding="utf-8")), directory)
-    return GPTConfig.load(directory / "config.json")
+    config = read_config(directory)
+    return config_from_hf(config, directory) if is_hugging_face(config) else GPTConfig.load(directory / CONFIG_NAME)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+def _load_model(directory: Path, device, dtype: torch.dtype | None) -> GPT:
+    if is_hugging_face(read_config(directory)):
+        return load_hf_model(directory, device, dtype)
+    return GPT.from_pretrained(directory, device, dtype)
+
+
+def _load_tokenizer(directory: Path, required: bool = True) -> Tokenizer | None:
+    if (directory / TOKENIZER_CONFIG).is_file() or not (directory / CONFIG_NAME).is_file():
+        return Tokenizer.load(directory)
+    config = read_config(directory)
+    if is_hugging_face(config):
+        return load_hf_tokenizer(directory, config.get("model_type"))
+    if not required:
+        return None
+    raise GptkitError(f"{directory} holds a model saved without its tokenizer ({TOKENIZER_CONFIG} is missing); "
+                      "save it with model.save_pretrained(dir, tokenizer)")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> GPT:
+    """The GPT of a model directory, a run directory, a Hugging Face checkpoint or a cached model name,
+    loaded straight onto ``device`` in ``dtype``: no random init, no second copy."""
+    return _load_model(resolve_model_dir(path), device, dtype)
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """The tokenizer of a tokenizer directory, or of any model directory ``load_model`` reads."""
+    path = resolve_pretrained(path)
+    return _load_tokenizer(path if (path / TOKENIZER_CONFIG).is_file() else resolve_model_dir(path))
+
+
+def load(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+         quantize: str | None = None, require_tokenizer: bool = True) -> tuple[GPT, Tokenizer]:
     """Load (model, tokenizer) from a model directory, a training run directory, a Hugging Face
-    checkpoint directory, or a model name in the local Hugging Face cache."""
-    from gptkit.model import GPT
-    from gptkit.tokenizer import Tokenizer
-
+    checkpoint directory, or a model name in the local Hugging Face cache. ``quantize="int8"``
+    gives int8 linear layers for CPU inference (gptkit.model.quantize). With
+    ``require_tokenizer=False`` a model saved without a tokenizer comes with None, not an error."""
+    if quantize not in (None, "int8"):
+        raise GptkitError(f"quantize must be None or 'int8'; got {quantize!r}")
     directory = resolve_model_dir(path)
-    model = GPT.from_pretrained(directory, device=device, dtype=dtype)
-    tokenizer = Tokenizer.load(directory)
-    if tokenizer.vocab_size > model.config.vocab_size:
+    model, tokenizer = _load_model(directory, device, dtype), _load_tokenizer(directory, require_tokenizer)
+    if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
         raise GptkitError(
             f"{directory}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
             f"{model.config.vocab_size}; the tokenizer files belong to another model"
         )
-    return model, tokenizer
+    return (quantize_int8(model) if quantize else model), tokenizer
+
+
+def tokenizer_from_spec(spec: str, texts: Iterable[str] = ()) -> Tokenizer:
+    """What a --tokenizer flag names: "char" (a vocabulary of the characters of ``texts``), "gpt2",
+    or a directory holding a tokenizer (a tokenizer, model or run directory)."""
+    if spec == "char":
+        return Tokenizer.char("".join(texts))
+    if spec == "gpt2":
+        return Tokenizer.gpt2()
+    if Path(spec).expanduser().is_dir():
+        return load_tokenizer(spec)
+    raise GptkitError(f"unknown tokenizer {spec!r}: use char, gpt2 or a directory with tokenizer files")
 
 
 def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state_tensors: dict[str, torch.Tensor],
@@ -101,7 +160,8 @@ def load_training_state(run_dir: str | Path, device: str | torch.device = "cpu")
     run_dir = Path(run_dir)
     directory = latest_checkpoint(run_dir)
     if directory is None:
-        raise GptkitError(f"--resume: {run_dir} holds no checkpoint to resume from (no '{LATEST}' file)")
+        raise GptkitError(f"--resume: {run_dir} has no checkpoint yet (the run stopped before its first save); "
+                          "start it again without --resume")
     path = directory / TRAIN_STATE
     tensors = load_tensors(path, device=device)
     meta = json.loads(read_metadata(path).get("gptkit_state", "{}"))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from gptkit.errors import GptkitError
+from gptkit.io import read_json, write_text
 
 
 @dataclass
@@ -41,19 +42,32 @@ class GPTConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.n_embd % self.n_head != 0:
-            raise GptkitError(
-                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
-                f"pick an n_head that divides {self.n_embd}"
-            )
+        """Every field has its type and range, checked before any arithmetic divides by one of them."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), FIELD_TYPES[f.name]
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                setattr(self, f.name, value)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise GptkitError(f"{f.name} must be {TYPE_WORDS[kind]}, got {value!r}")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "local_window"):
             if getattr(self, name) < 1:
                 raise GptkitError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop"):
+            if not 0 <= getattr(self, name) < 1:
+                raise GptkitError(f"{name} is a dropout probability and must be in [0, 1), got {getattr(self, name)}")
+        if not 0 < self.layer_norm_epsilon < 1:
+            raise GptkitError(f"layer_norm_epsilon must be in (0, 1), got {self.layer_norm_epsilon}")
         choices = {"ln_order": ("pre", "post"), "attention": ("dense", "alternating"),
                    "position": ("learned", "sinusoidal")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise GptkitError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        if self.n_embd % self.n_head != 0:
+            raise GptkitError(
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
+                f"pick an n_head that divides {self.n_embd}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -70,28 +84,39 @@ class GPTConfig:
         return {"model_type": "gptkit", **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> GPTConfig:
+    def from_dict(cls, d: dict, source: str = "the config") -> GPTConfig:
+        """A config from its saved keys; the shape keys are required (no silent GPT-2 defaults)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields - {"model_type"}
         if unknown:
-            raise GptkitError(f"unknown GPTConfig keys: {', '.join(sorted(unknown))}")
-        return cls(**{k: v for k, v in d.items() if k in fields})
+            raise GptkitError(f"{source}: unknown GPTConfig keys: {', '.join(sorted(unknown))}")
+        missing = [k for k in REQUIRED if k not in d]
+        if missing:
+            raise GptkitError(f"{source} lacks {', '.join(missing)}; a gptkit config.json names every shape key")
+        try:
+            return cls(**{k: v for k, v in d.items() if k in fields})
+        except GptkitError as e:
+            raise GptkitError(f"{source}: {e}") from None
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> GPTConfig:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except json.JSONDecodeError as e:
-            raise GptkitError(f"{path} is not valid JSON ({e}); the checkpoint is corrupt") from None
+        return cls.from_dict(read_json(path, fix="the checkpoint is damaged; restore it"), str(path))
 
     @classmethod
     def preset(cls, name: str, **overrides) -> GPTConfig:
         if name not in PRESETS:
             raise GptkitError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
         return PRESETS[name].replace(**overrides)
+
+
+FIELD_TYPES = {"vocab_size": int, "block_size": int, "n_layer": int, "n_head": int, "n_embd": int, "ln_order": str,
+               "attention": str, "local_window": int, "position": str, "embd_pdrop": float, "attn_pdrop": float,
+               "resid_pdrop": float, "layer_norm_epsilon": float, "bias": bool}
+TYPE_WORDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+REQUIRED = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
 
 
 def _gpt2(n_layer: int, n_embd: int, n_head: int) -> GPTConfig:

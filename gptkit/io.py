@@ -17,6 +17,16 @@ from safetensors.torch import save_file
 from gptkit.errors import GptkitError
 
 
+def _file_mode() -> int:
+    """0666 less the process umask: the mode open() gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def fsync_dir(path: str | Path) -> None:
     """Make a rename inside ``path`` durable (POSIX); a no-op where directories cannot be opened."""
     with contextlib.suppress(OSError):
@@ -36,6 +46,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; the result should be as readable as any file the user writes
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -51,6 +62,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_text(path: str | Path, fix: str = "restore it or write it again") -> str:
+    """A UTF-8 file gptkit or the user wrote; anything else is a one-line error saying ``fix``."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise GptkitError(f"{path} is not UTF-8 text (byte {e.start}); {fix}") from None
+    except IsADirectoryError:
+        raise GptkitError(f"{path} is a directory, not a file") from None
+
+
+def read_json(path: str | Path, fix: str = "restore it or write it again", expect: type = dict):
+    """The JSON value of a file (an object unless ``expect`` says otherwise), or a one-line error."""
+    try:
+        value = json.loads(read_text(path, fix))
+    except json.JSONDecodeError as e:
+        raise GptkitError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); {fix}") from None
+    if not isinstance(value, expect):
+        kind = {dict: "an object", list: "an array"}.get(expect, expect.__name__)
+        raise GptkitError(f"{path} must hold a JSON {kind}, not {type(value).__name__}; {fix}")
+    return value
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from gptkit import GPT, GPTConfig
 from gptkit.data import Document, prepare, shakespeare
 from gptkit.tokenizer import Tokenizer
+
+# One thread, here and in every subprocess a test starts: the test models are tiny, and two threads
+# per process on a shared two-core machine spin against each other (a training test took 59 s with
+# two threads and 6 s with one, with the machine at load 4.5).
+torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 VARIANTS = {
     "gpt2-pre": {},

@@ -3,16 +3,18 @@ by end-of-text, the loss on the response only (or on every turn), and a padded B
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import torch
 
 from gptkit.chat.data import Dialogue
 from gptkit.chat.filters import Pair
+from gptkit.data.batches import EpochBatches, pad
 from gptkit.errors import GptkitError
 from gptkit.model.loss import IGNORE_INDEX
 from gptkit.tokenizer import Tokenizer
+
+Example = tuple[list[int], list[int]]  # input ids, next-token labels
 
 
 @dataclass
@@ -66,7 +68,7 @@ def encode_pair(tokenizer: Tokenizer, pair: Pair, cfg: ExampleConfig) -> tuple[l
 
 
 def build_examples(pairs: list[Pair], tokenizer: Tokenizer, cfg: ExampleConfig,
-                   block_size: int) -> tuple[list[tuple[list[int], list[int]]], int]:
+                   block_size: int) -> tuple[list[Example], int]:
     """Token examples of the pairs, and how many did not fit the context even with one history turn.
 
     Too-long histories lose their oldest turns first; a response is never cut, so the model never
@@ -87,47 +89,11 @@ def build_examples(pairs: list[Pair], tokenizer: Tokenizer, cfg: ExampleConfig,
     return examples, too_long
 
 
-class ExampleBatches:
+def dialogue_batches(examples: list[Example], batch_size: int, pad_id: int, seed: int = 0) -> EpochBatches[Example]:
     """A BatchSource of right-padded (inputs, labels): padding is never attended to by real tokens
     (attention is causal) and its labels are ignored, so no attention mask is needed."""
 
-    def __init__(self, examples: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int, seed: int = 0):
-        self.examples, self.batch_size, self.pad_id, self.seed = examples, batch_size, pad_id, seed
-        self.epoch, self.pos = 0, 0
-        self._order = self._shuffled()
+    def collate(rows: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad([ids for ids, _ in rows], pad_id)[0], pad([labels for _, labels in rows], IGNORE_INDEX)[0]
 
-    def _shuffled(self) -> list[int]:
-        order = list(range(len(self.examples)))
-        random.Random(self.seed * 100_003 + self.epoch).shuffle(order)
-        return order
-
-    def collate(self, rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(ids) for ids, _ in rows)
-        x = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        y = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-        for r, (ids, labels) in enumerate(rows):
-            x[r, : len(ids)] = torch.tensor(ids)
-            y[r, : len(labels)] = torch.tensor(labels)
-        return x, y
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = []
-        while len(rows) < self.batch_size:
-            if self.pos == len(self._order):
-                self.epoch, self.pos = self.epoch + 1, 0
-                self._order = self._shuffled()
-            rows.append(self.examples[self._order[self.pos]])
-            self.pos += 1
-        return self.collate(rows)
-
-    def fixed_batches(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first ``n`` batches in corpus order, for validation."""
-        return [self.collate(self.examples[i: i + self.batch_size])
-                for i in range(0, min(n * self.batch_size, len(self.examples)), self.batch_size)]
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "pos": self.pos, "seed": self.seed}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.pos, self.seed = state["epoch"], state["pos"], state["seed"]
-        self._order = self._shuffled()
+    return EpochBatches(examples, batch_size, collate, seed)

@@ -1,11 +1,11 @@
-"""The interactive chat loop: line editing where readline exists, replies streamed as they are
+"""The interactive chat loop: line editing and history on a terminal, replies streamed as they are
 decoded, and a clean exit on Ctrl-D, Ctrl-C or /quit (never a traceback)."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -15,17 +15,51 @@ HELP = "Type a message. /reset clears the history, /save FILE writes the transcr
 USER, BOT = "you> ", "bot> "
 
 
-def _enable_line_editing() -> None:
-    with contextlib.suppress(ImportError):
-        import readline  # noqa: F401  (importing it gives input() history and editing)
-    # A terminal can send bytes that are not UTF-8 (a half-erased character): replace, don't crash.
-    with contextlib.suppress(AttributeError, ValueError):
-        sys.stdin.reconfigure(errors="replace")
+def line_reader() -> Callable[[str], str]:
+    """prompt_toolkit's line editor on a terminal, plain input() otherwise (a pipe, a file).
+
+    Not input() with readline: CPython prints readline's prompt before it waits in select(), and a
+    Ctrl-C (SIGINT) in between was only noticed at the next key. Here the terminal sends no SIGINT
+    while a line is read: Ctrl-C stays a key press, which prompt_toolkit turns into KeyboardInterrupt
+    (Ctrl-D on an empty line into EOFError), whenever it comes. While a reply is generated, Ctrl-C is
+    a SIGINT again and interrupts it.
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return input
+    from prompt_toolkit import PromptSession
+
+    session = PromptSession(enable_suspend=True)  # history: the arrow keys recall lines; Ctrl-Z suspends
+
+    def read(prompt: str) -> str:
+        with _ctrl_c_as_a_key(sys.stdin.fileno()):
+            line = session.prompt(prompt)
+        # Bytes that are not UTF-8 (a half-erased character) arrive surrogate-escaped: replace them.
+        return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return read
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_a_key(fd: int) -> Iterator[None]:
+    """Turn off the terminal's signal keys (ISIG) meanwhile, also before prompt_toolkit's raw mode is on
+    (a dumb terminal shows the prompt before it): Ctrl-C can never be a SIGINT landing mid-setup."""
+    try:
+        import termios
+    except ImportError:  # Windows: the console reports Ctrl-C to prompt_toolkit as a key already
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    quiet = [*saved[:3], saved[3] & ~termios.ISIG, *saved[4:]]
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 class Repl:
     def __init__(self, bot: Chatbot, verbose: bool = False, out: TextIO | None = None,
-                 read: Callable[[str], str] = input):
+                 read: Callable[[str], str] | None = None):
+        """``read`` gets a line after showing its prompt (default: the terminal's line editor)."""
         self.bot, self.verbose, self.read = bot, verbose, read
         self.out = out or sys.stdout
         self.transcript: list[str] = []
@@ -35,11 +69,10 @@ class Repl:
         self.out.flush()
 
     def run(self) -> None:
-        if self.read is input:
-            _enable_line_editing()
+        read = self.read or line_reader()
         self.say(HELP)
-        try:
-            while self.step(self.read(USER)):
+        try:  # Ctrl-C at the prompt or while a reply is generated ends the chat the same way
+            while self.step(read(USER)):
                 pass
         except (EOFError, KeyboardInterrupt):
             self.say()

@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 import torch
 
 from gptkit.chat.data import Dialogue, read_dialogues
-from gptkit.chat.examples import ExampleBatches, ExampleConfig, build_examples, dialogue_pairs
+from gptkit.chat.examples import ExampleConfig, build_examples, dialogue_batches, dialogue_pairs
 from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
-from gptkit.checkpoint import resolve_model_dir
+from gptkit.checkpoint import load_tokenizer, tokenizer_from_spec
+from gptkit.device import resolve_device
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
 from gptkit.train.config import TrainConfig
-from gptkit.train.pretrain import build_model, make_tokenizer
-from gptkit.train.trainer import Trainer, resolve_device
+from gptkit.train.pretrain import build_model, training_window
+from gptkit.train.trainer import Trainer
 
 
 @dataclass
@@ -50,8 +51,8 @@ def split_dialogues(dialogues: list[Dialogue], fraction: float, seed: int) -> tu
 def dialogue_tokenizer(cfg: TrainConfig, dialogues: list[Dialogue]) -> Tokenizer:
     """The initial model's tokenizer when fine-tuning; otherwise a new one (char covers every turn)."""
     if cfg.init_from:
-        return Tokenizer.load(resolve_model_dir(cfg.init_from))
-    return make_tokenizer(cfg.tokenizer, [t for turns in dialogues for t in turns])
+        return load_tokenizer(cfg.init_from)
+    return tokenizer_from_spec(cfg.tokenizer, [t for turns in dialogues for t in turns])
 
 
 def train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, progress: bool = True) -> DialogueResult:
@@ -61,7 +62,7 @@ def train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, progress: bool = True
     dialogues = read_dialogues(dcfg.data)
     tokenizer = dialogue_tokenizer(cfg, dialogues)
     model = build_model(cfg, tokenizer, device)
-    block = min(cfg.block_size or model.config.block_size, model.config.block_size)
+    block = training_window(cfg, model)
     train_dialogues, val_dialogues = split_dialogues(dialogues, dcfg.val_fraction, cfg.seed)
 
     def examples(split: list[Dialogue]):
@@ -74,8 +75,8 @@ def train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, progress: bool = True
                           f"filters and {too_long} were too long for the context of {block} tokens "
                           "(dialogues not in English need --no-common-word-filter)")
     val_examples = examples(val_dialogues)[0] if val_dialogues else []
-    train = ExampleBatches(train_examples, cfg.batch_size, tokenizer.eot_id, seed=cfg.seed)
-    val = ExampleBatches(val_examples, cfg.batch_size, tokenizer.eot_id).fixed_batches(cfg.eval_batches) if val_examples else None
+    train = dialogue_batches(train_examples, cfg.batch_size, tokenizer.eot_id, seed=cfg.seed)
+    val = dialogue_batches(val_examples, cfg.batch_size, tokenizer.eot_id).fixed_batches(cfg.eval_batches) if val_examples else None
     desc = "backward (MMI) model" if dcfg.examples.reverse else "dialogue model"
     trainer = Trainer(cfg, model, tokenizer, train, val, progress=progress, desc=desc)
     summary = trainer.fit()

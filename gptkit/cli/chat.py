@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gptkit.cli.main import cli
+from gptkit.cli.generate import load_for_inference, precision_options
+from gptkit.cli.group import cli
 
 
 @cli.group()
@@ -38,6 +39,7 @@ def dialogue() -> None:
 @click.option("--warmup-steps", type=int, default=50, show_default=True)
 @click.option("--eval-every", type=int, default=250, show_default=True)
 @click.option("--save-every", type=int, default=500, show_default=True)
+@click.option("--keep-checkpoints", type=int, default=2, show_default=True, help="How many of the newest checkpoints to keep.")
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint (same data and flags).")
@@ -68,9 +70,9 @@ def dialogue_train(data, reverse, max_history, loss_on_all_turns, val_fraction, 
 @cli.command()
 @click.option("--model", "model_dir", required=True, help="A dialogue model or training run directory.")
 @click.option("--mmi-model", help="A backward model (dialogue train --reverse) to rerank sampled replies.")
-@click.option("--num-hypotheses", type=int, default=8, show_default=True, help="Replies sampled for MMI.")
-@click.option("--max-history", type=int, default=2, show_default=True, help="Turns the model sees.")
-@click.option("--max-response-tokens", type=int, default=64, show_default=True)
+@click.option("--num-hypotheses", type=click.IntRange(min=1), default=8, show_default=True, help="Replies sampled for MMI.")
+@click.option("--max-history", type=click.IntRange(min=1), default=2, show_default=True, help="Turns the model sees.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Longest reply, in tokens.")
 @click.option("--temperature", type=float, default=0.8, show_default=True)
 @click.option("--top-k", type=int, default=40, show_default=True)
 @click.option("--top-p", type=float, default=None)
@@ -79,17 +81,16 @@ def dialogue_train(data, reverse, max_history, loss_on_all_turns, val_fraction, 
 @click.option("--seed", type=int, default=None)
 @click.option("--verbose", is_flag=True, help="Show every MMI hypothesis with its backward and forward scores.")
 @click.option("--device", default="auto", show_default=True)
-def chat(model_dir, mmi_model, num_hypotheses, max_history, max_response_tokens, verbose, device, **sampling) -> None:
+@precision_options
+def chat(model_dir, mmi_model, num_hypotheses, max_history, max_new_tokens, verbose, device, dtype, quantize,
+         **sampling) -> None:
     """Talk to a dialogue model. /reset clears the history, /save FILE writes the transcript,
     /quit, Ctrl-D or Ctrl-C exits."""
-    import gptkit
     from gptkit.chat import Chatbot, ChatConfig
     from gptkit.chat.repl import Repl
     from gptkit.inference import SamplingConfig
-    from gptkit.train.trainer import resolve_device
 
-    where = resolve_device(device)
-    model, tokenizer = gptkit.load(model_dir, device=where)
-    backward = gptkit.load(mmi_model, device=where) if mmi_model else None
-    cfg = ChatConfig(SamplingConfig(max_new_tokens=max_response_tokens, **sampling), max_history, num_hypotheses)
+    model, tokenizer = load_for_inference(model_dir, device, dtype, quantize)
+    backward = load_for_inference(mmi_model, device, dtype, quantize) if mmi_model else None
+    cfg = ChatConfig(SamplingConfig(max_new_tokens=max_new_tokens, **sampling), max_history, num_hypotheses)
     Repl(Chatbot(model.eval(), tokenizer, cfg, backward and (backward[0].eval(), backward[1])), verbose).run()

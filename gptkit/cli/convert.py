@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from gptkit.cli.main import cli
+from gptkit.cli.group import cli
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+FORMATS = ("hf",)  # what --format can write; each names an export function in gptkit.convert
 
 
 @cli.command()
@@ -28,13 +29,15 @@ def convert(source, out, dtype) -> None:
 
 @cli.command()
 @click.option("--model", "source", required=True, help="A gptkit model or run directory.")
-@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="hf", show_default=True,
+              help="hf: transformers' GPT2LMHeadModel / OpenAIGPTLMHeadModel with its tokenizer.")
 @click.option("--out", required=True, help="Directory to write.")
 def export(source, fmt, out) -> None:
-    """Export a model for other libraries (hf: transformers' GPT2LMHeadModel / OpenAIGPTLMHeadModel)."""
-    import gptkit
+    """Export a model for other libraries (transformers: AutoModelForCausalLM, AutoTokenizer, pipeline)."""
+    from gptkit.checkpoint import load
     from gptkit.convert import export_hf
 
-    model, tokenizer = gptkit.load(source)
-    export_hf(model, tokenizer, out)
-    click.echo(f"wrote {out} ({'OpenAIGPTLMHeadModel' if model.config.ln_order == 'post' else 'GPT2LMHeadModel'})")
+    # A model saved without a tokenizer (model.save_pretrained(dir)) still exports its weights.
+    model, tokenizer = load(source, require_tokenizer=False)
+    {"hf": export_hf}[fmt](model, tokenizer, out)
+    click.echo(f"wrote {out} ({fmt} format, {model.num_parameters():,} parameters, {model.config.ln_order}-LN)")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gptkit.cli.main import cli
+from gptkit.cli.group import cli
 
 
 @cli.command()
@@ -20,7 +20,7 @@ from gptkit.cli.main import cli
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--epochs", type=int, default=3, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps even within the epochs.")
-@click.option("--warmup", type=float, default=0.002, show_default=True, help="Share of the steps spent warming up.")
+@click.option("--warmup-steps", type=int, default=None, help="Linear warmup steps (default: 0.2% of the steps, as GPT-1).")
 @click.option("--clf-dropout", type=float, default=0.1, show_default=True)
 @click.option("--weight-decay", type=float, default=0.01, show_default=True)
 @click.option("--eval-every", type=int, default=None, help="Validate every N steps (default: once per epoch).")
@@ -34,7 +34,7 @@ def finetune(model_dir, train_file, valid_file, quiet, **flags) -> None:
     from gptkit.finetune import FinetuneConfig
     from gptkit.finetune import finetune as run
 
-    report = run(FinetuneConfig(model=model_dir, train=train_file, valid=valid_file, **flags), progress=not quiet)
+    report = run(FinetuneConfig(init_from=model_dir, train=train_file, valid=valid_file, **flags), progress=not quiet)
     best, key = report["best"], report["metric"]
     baseline = report["majority_baseline"]
     click.echo(f"best {key} {best[key]:.3f} at step {best['step']} (epoch {best['epoch']})"
@@ -45,13 +45,13 @@ def finetune(model_dir, train_file, valid_file, quiet, **flags) -> None:
 @cli.command()
 @click.option("--model", "model_dir", required=True, help="A directory written by `gptkit finetune`.")
 @click.option("--input", "input_file", required=True, help=".jsonl, .csv or .tsv with the task's columns (labels not needed).")
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 def predict(model_dir, input_file, batch_size, device) -> None:
     """Print one JSON line per example: the prediction and the probability of each class or choice."""
+    from gptkit.device import resolve_device
     from gptkit.finetune import load_task_model, read_examples
     from gptkit.finetune import predict as run
-    from gptkit.train.trainer import resolve_device
 
     model, tokenizer = load_task_model(model_dir, resolve_device(device))
     for result in run(model, tokenizer, read_examples(input_file, model.labels.task, labelled=False), batch_size):

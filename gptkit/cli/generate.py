@@ -6,7 +6,31 @@ import sys
 
 import click
 
-from gptkit.cli.main import cli
+from gptkit.cli.group import cli
+
+
+def precision_options(command):
+    """--dtype and --quantize: what every command that runs a model for inference takes."""
+    command = click.option("--quantize", type=click.Choice(["auto", "none", "int8"]), default="auto", show_default=True,
+                           help="int8 weights (CPU). auto: int8 on the CPU, none elsewhere.")(command)
+    return click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+                        help="Model precision. auto: bf16 on CUDA, fp32 elsewhere.")(command)
+
+
+def load_for_inference(model_dir: str, device: str, dtype: str, quantize: str, exact: bool = False):
+    """gptkit.load in the precision --dtype/--quantize pick, saying which (one log line).
+    ``exact``: scores are the result (eval), so ``auto`` keeps fp32."""
+    import logging
+
+    import gptkit
+    from gptkit.device import resolve_device
+    from gptkit.inference.precision import describe, pick_precision
+
+    where = resolve_device(device)
+    torch_dtype, quantization = pick_precision(where, dtype, quantize, exact)
+    chosen = f"auto on {where.type}; --dtype/--quantize change it" if "auto" in (dtype, quantize) else "as asked"
+    logging.getLogger("gptkit").info("running %s in %s (%s)", model_dir, describe(torch_dtype, quantization), chosen)
+    return gptkit.load(model_dir, device=where, dtype=torch_dtype, quantize=quantization)
 
 
 @cli.command()
@@ -22,12 +46,10 @@ from gptkit.cli.main import cli
 @click.option("--num-samples", type=int, default=1, show_default=True)
 @click.option("--no-stop", is_flag=True, help="Keep going past the end-of-text token.")
 @click.option("--device", default="auto", show_default=True)
-def generate(model_dir, prompt, greedy, num_samples, no_stop, device, **sampling) -> None:
+@precision_options
+def generate(model_dir, prompt, greedy, num_samples, no_stop, device, dtype, quantize, **sampling) -> None:
     """Sample from a checkpoint, streaming the text to the terminal."""
-    import gptkit
-    from gptkit.train.trainer import resolve_device
-
-    model, tokenizer = gptkit.load(model_dir, device=resolve_device(device))
+    model, tokenizer = load_for_inference(model_dir, device, dtype, quantize)
     if greedy:
         sampling["temperature"] = 0.0
     sampling["stop_at_eot"] = not no_stop

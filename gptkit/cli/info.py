@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gptkit.cli.main import cli
+from gptkit.cli.group import cli
 from gptkit.errors import GptkitError
 
 

@@ -1,54 +1,12 @@
-"""The `gptkit` command: parse flags, call the library, print. No logic the Python API lacks."""
+"""The `gptkit` command: parse flags, call the library, print. No logic the Python API lacks.
 
-from __future__ import annotations
+Each capability's commands live in their own module and register on the group when imported.
+"""
 
-import logging
-import sys
+from gptkit.cli import chat, convert, data, eval, finetune, generate, info, train  # noqa: F401  (registration)
+from gptkit.cli.group import cli
 
-import click
-
-from gptkit.errors import GptkitError
-
-
-class Group(click.Group):
-    """Turns GptkitError into a one-line message and exit status 2, never a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except GptkitError as e:
-            click.echo(f"error: {e}", err=True)
-            ctx.exit(2)
-        except OSError as e:  # a path that cannot be read or written: name it, no traceback
-            where = f": {e.filename}" if e.filename else ""
-            click.echo(f"error: {e.strerror or e}{where}", err=True)
-            ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted", err=True)
-            ctx.exit(130)
-
-
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="gptkit")
-def cli() -> None:
-    """gptkit: pretrain, sample from and inspect GPT-family models.
-
-    Run `gptkit pretrain` with no arguments to train a small model on the bundled Shakespeare.
-    """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("gptkit").setLevel(logging.INFO)  # our own notes; other libraries' only from warnings up
-
-
-# Commands defined in their capability's own module register themselves on `cli` when imported.
-# (one import line per module below this comment)
-from gptkit.cli import chat as _chat  # noqa: E402,F401
-from gptkit.cli import convert as _convert  # noqa: E402,F401
-from gptkit.cli import data as _data  # noqa: E402,F401
-from gptkit.cli import eval as _eval  # noqa: E402,F401
-from gptkit.cli import finetune as _finetune  # noqa: E402,F401
-from gptkit.cli import generate as _generate  # noqa: E402,F401
-from gptkit.cli import info as _info  # noqa: E402,F401
-from gptkit.cli import train as _train  # noqa: E402,F401
+__all__ = ["cli", "main"]
 
 
 def main() -> None:

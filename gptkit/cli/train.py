@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
 from gptkit.cli.generate import stream_sample
-from gptkit.cli.main import cli
-from gptkit.errors import GptkitError
+from gptkit.cli.group import cli
 
 
 @cli.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or TOML file of TrainConfig keys; flags override it.")
 @click.option("--preset", help="Model shape by name (see `gptkit info --list`). Default: shakespeare-char.")
-@click.option("--data", help="A directory made by `gptkit prepare`. Default: the bundled Shakespeare.")
+@click.option("--data", multiple=True, callback=lambda _ctx, _param, dirs: (list(dirs) if len(dirs) > 1 else dirs[0]) if dirs else None,
+              help="A directory made by `gptkit prepare`; repeat it to train on several (e.g. the --part directories) as one corpus. "
+                   "Default: the bundled Shakespeare.")
 @click.option("--tokenizer", help="For the bundled corpus: char (default), gpt2, or a tokenizer directory.")
 @click.option("--out", help="Run directory for checkpoints, metrics and the loss curve. Default: runs/shakespeare.")
 @click.option("--init-from", help="Start from the weights of this model directory instead of random ones.")
@@ -36,27 +34,16 @@ from gptkit.errors import GptkitError
 @click.option("--eval-every", type=int, help="Validation loss every N steps (0: only at the end).")
 @click.option("--eval-batches", type=int)
 @click.option("--save-every", type=int, help="Checkpoint every N steps (and always at the end).")
+@click.option("--keep-checkpoints", type=int, help="How many of the newest checkpoints to keep (default 2).")
 @click.option("--sample-tokens", type=int, help="Length of the sample printed at the end (0: none).")
 @click.option("--resume", is_flag=True, default=None, help="Continue the run in --out from its newest checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def pretrain(config_file, quiet, **flags) -> None:
     """Pretrain with the language-model objective L1 (next-token cross-entropy)."""
-    import dataclasses
-
     from gptkit.train import TrainConfig
     from gptkit.train import pretrain as run
 
-    keys: dict = {}
-    out = flags.get("out") or TrainConfig.out
-    if flags.get("resume"):
-        saved = Path(out) / "train_config.json"
-        if not saved.is_file():
-            raise GptkitError(f"--resume: {out} holds no checkpoint to resume from (no train_config.json)")
-        keys.update(json.loads(saved.read_text(encoding="utf-8")))
-    if config_file:
-        keys.update(TrainConfig.from_file(config_file))
-    keys.update({k: v for k, v in flags.items() if v is not None})
-    cfg = TrainConfig(**{f.name: keys[f.name] for f in dataclasses.fields(TrainConfig) if f.name in keys})
+    cfg = TrainConfig.resolve(flags, config_file)
     result = run(cfg, progress=not quiet)
     click.echo(f"\ntrained {result.steps} steps; validation loss {_fmt(result.val_loss)} nats/token "
                f"(unigram baseline {_fmt(result.unigram_baseline)})")

@@ -17,7 +17,9 @@ import torch
 
 from gptkit.config import GPTConfig
 from gptkit.errors import GptkitError
-from gptkit.io import iter_tensors, save_tensors, write_text
+from gptkit.io import iter_tensors, read_json, save_tensors, write_text
+from gptkit.model.gpt import GPT, check_state_dict
+from gptkit.tokenizer import ByteLevelBPETokenizer, GPT1BPETokenizer, Tokenizer
 
 SUPPORTED = ("gpt2", "openai-gpt")
 CONV1D = re.compile(r"\.(c_attn|c_proj|c_fc)\.weight$")  # stored (in, out) by HF, (out, in) by nn.Linear
@@ -26,15 +28,8 @@ TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 log = logging.getLogger("gptkit")
 
 
-def is_hf_checkpoint(directory: Path) -> bool:
-    try:
-        model_type = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, json.JSONDecodeError):
-        return False
-    return model_type != "gptkit"
-
-
 def config_from_hf(hf: dict, source: Path) -> GPTConfig:
+    """A GPTConfig from a Hugging Face config.json; absent keys take transformers' own defaults."""
     model_type = hf.get("model_type")
     if model_type not in SUPPORTED:
         raise GptkitError(f"{source}: model_type {model_type!r} is not supported; supported: {', '.join(SUPPORTED)}")
@@ -45,13 +40,20 @@ def config_from_hf(hf: dict, source: Path) -> GPTConfig:
                  resid_pdrop=hf.get("resid_pdrop", 0.1), layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5))
     if model_type == "openai-gpt":
         _require(hf.get("afn", "gelu") == "gelu", source, f"activation afn={hf.get('afn')!r}")
-        return GPTConfig(**shape, ln_order="post")
+        return _config(source, **shape, ln_order="post")
     _require(hf.get("activation_function", "gelu_new") in TANH_GELU, source,
              f"activation_function={hf.get('activation_function')!r}")
     _require(hf.get("n_inner") in (None, 4 * n_embd), source, f"n_inner={hf.get('n_inner')} (gptkit uses 4 x n_embd)")
     _require(not hf.get("scale_attn_by_inverse_layer_idx", False), source, "scale_attn_by_inverse_layer_idx")
     _require(hf.get("scale_attn_weights", True), source, "scale_attn_weights=false")
-    return GPTConfig(**shape, ln_order="pre")
+    return _config(source, **shape, ln_order="pre")
+
+
+def _config(source: Path, **keys) -> GPTConfig:
+    try:
+        return GPTConfig(**keys)
+    except GptkitError as e:
+        raise GptkitError(f"{source / 'config.json'}: {e}") from None
 
 
 def _require(ok: bool, source: Path, feature: str) -> None:
@@ -63,7 +65,10 @@ def _hf_tensors(directory: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) one at a time, so a big checkpoint is never held twice in memory."""
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        for name in sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())):
+        weight_map = read_json(index, fix="the checkpoint is damaged").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise GptkitError(f"{index} has no weight_map; the checkpoint is damaged")
+        for name in sorted(set(weight_map.values())):
             yield from iter_tensors(directory / name)
     elif (directory / "model.safetensors").is_file():
         yield from iter_tensors(directory / "model.safetensors")
@@ -89,9 +94,7 @@ def _our_name(hf_name: str) -> str | None:
 
 def load_hf_model(directory: Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """A Hugging Face GPT-2 / GPT-1 checkpoint as a gptkit GPT, loaded tensor by tensor onto ``device``."""
-    from gptkit.model.gpt import GPT, check_state_dict
-
-    config = config_from_hf(json.loads((directory / "config.json").read_text(encoding="utf-8")), directory)
+    config = config_from_hf(read_json(directory / "config.json", fix="the checkpoint is damaged"), directory)
     with torch.device("meta"):
         model = GPT(config)
     state: dict[str, torch.Tensor] = {}
@@ -113,13 +116,10 @@ def load_hf_model(directory: Path, device: str | torch.device = "cpu", dtype: to
     return model.eval()
 
 
-def load_hf_tokenizer(directory: Path):
-    """The tokenizer of a Hugging Face checkpoint, chosen by its model_type."""
-    from gptkit.tokenizer import ByteLevelBPETokenizer, GPT1BPETokenizer
-
-    model_type = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("model_type")
+def load_hf_tokenizer(directory: Path, model_type: str) -> Tokenizer:
+    """The vocab.json + merges.txt of a Hugging Face checkpoint, read as its model_type's tokenizer."""
     cls = GPT1BPETokenizer if model_type == "openai-gpt" else ByteLevelBPETokenizer
-    return cls._load_files(directory, {})
+    return cls.from_directory(directory)
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -132,15 +132,17 @@ def hf_config(config: GPTConfig, eot_id: int | None) -> dict:
     common = dict(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
                   n_layer=config.n_layer, n_head=config.n_head, resid_pdrop=config.resid_pdrop,
                   embd_pdrop=config.embd_pdrop, attn_pdrop=config.attn_pdrop,
-                  layer_norm_epsilon=config.layer_norm_epsilon, initializer_range=0.02, tie_word_embeddings=True)
+                  layer_norm_epsilon=config.layer_norm_epsilon, initializer_range=0.02, tie_word_embeddings=True,
+                  bos_token_id=eot_id, eos_token_id=eot_id)  # generate() stops at end-of-text as gptkit does
     if config.ln_order == "post":
         return {"architectures": ["OpenAIGPTLMHeadModel"], "model_type": "openai-gpt", "afn": "gelu", **common}
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "activation_function": "gelu_new",
-            "n_inner": None, "bos_token_id": eot_id, "eos_token_id": eot_id, **common}
+            "n_inner": None, **common}
 
 
 def export_hf(model, tokenizer, out: str | Path) -> Path:
-    """Write ``model`` (and its tokenizer) as a directory transformers loads with from_pretrained."""
+    """Write ``model`` and its tokenizer as a directory transformers loads whole with from_pretrained
+    (AutoModelForCausalLM, AutoTokenizer, pipeline). Without a tokenizer only the weights and config."""
     out = Path(out)
     config = hf_config(model.config, tokenizer.eot_id if tokenizer is not None else None)
     post = model.config.ln_order == "post"
@@ -154,8 +156,8 @@ def export_hf(model, tokenizer, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     save_tensors(out / "model.safetensors", state, metadata={"format": "pt"})
     write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
-    if tokenizer is not None:
-        if tokenizer.kind == "char":
-            log.warning("a character vocabulary has no transformers equivalent: its vocab.json is for gptkit only")
+    if tokenizer is None:
+        log.warning("no tokenizer files were written to %s: the model came without a tokenizer", out)
+    else:
         tokenizer.save(out)
     return out

@@ -1,51 +1,116 @@
 """Random training windows from memory-mapped shards. The sampler's RNG state is the loader's
-position, saved in every checkpoint, so a resumed run sees exactly the batches it would have."""
+position, saved in every checkpoint, so a resumed run sees exactly the batches it would have.
+
+A corpus is one prepared directory or several (the parts of a ``--part`` run, or corpora prepared
+apart) read as one; they must share a tokenizer. Every shard's size is checked when it is opened
+and every window's ids before they leave the loader, so a damaged shard is reported by name, never
+as an IndexError inside the model.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gptkit.data.prepare import META_NAME
+from gptkit.data.encoders import saved_files
+from gptkit.data.prepare import META_NAME, META_VERSION
 from gptkit.data.shards import open_shard, read_header
 from gptkit.errors import GptkitError
+from gptkit.io import read_json
+from gptkit.tokenizer import Tokenizer
+
+COUNT_CHUNK = 1 << 22  # tokens counted at a time by unigram_entropy
 
 
 def read_meta(data_dir: str | Path) -> dict:
     path = Path(data_dir) / META_NAME
     if not path.is_file():
         raise GptkitError(f"{data_dir} is not a prepared data directory (no {META_NAME}); run 'gptkit prepare' first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise GptkitError(f"{path} is corrupt ({e}); run 'gptkit prepare' again") from None
+    meta = read_json(path, fix="run 'gptkit prepare' again")
+    if not isinstance(meta.get("splits"), dict) or "vocab_size" not in meta:
+        raise GptkitError(f"{path} is corrupt (not a gptkit meta.json); run 'gptkit prepare' again")
+    if meta.get("version", 1) > META_VERSION:
+        raise GptkitError(f"{path} was written by a newer gptkit (version {meta['version']}); upgrade gptkit")
+    for info in meta["splits"].values():  # version 1 listed shard names only
+        info["shards"] = [{"name": s} if isinstance(s, str) else s for s in info["shards"]]
+    return meta
+
+
+class Corpus:
+    """Prepared directories read as one corpus, in the order given."""
+
+    def __init__(self, dirs: str | Path | Sequence[str | Path]):
+        self.dirs = [Path(d) for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs)]
+        if not self.dirs:
+            raise GptkitError("no data directory given")
+        self.metas = [read_meta(d) for d in self.dirs]
+        first = self.metas[0]
+        self.vocab_size, self.eot_id = first["vocab_size"], first.get("eot_id")
+        for d, meta in zip(self.dirs[1:], self.metas[1:]):
+            if (meta["vocab_size"], meta.get("eot_id")) != (self.vocab_size, self.eot_id):
+                raise GptkitError(f"{d} has a vocabulary of {meta['vocab_size']:,}, {self.dirs[0]} one of "
+                                  f"{self.vocab_size:,}: prepare every directory with the same --tokenizer")
+        if len(self.dirs) > 1:
+            expected = saved_files(self.tokenizer)
+            for d in self.dirs[1:]:
+                if saved_files(Tokenizer.load(d)) != expected:
+                    raise GptkitError(f"{d} was prepared with another tokenizer than {self.dirs[0]}: "
+                                      "prepare every directory with the same --tokenizer")
+
+    @cached_property
+    def tokenizer(self) -> Tokenizer:
+        return Tokenizer.load(self.dirs[0])
+
+    def shards(self, split: str) -> list[tuple[Path, dict]]:
+        """(path, meta.json entry) of every shard of ``split``, directory by directory."""
+        return [(d / s["name"], s) for d, meta in zip(self.dirs, self.metas)
+                for s in meta["splits"].get(split, {}).get("shards", [])]
+
+    def has(self, split: str) -> bool:
+        return bool(self.shards(split))
+
+    def open(self, path: Path, entry: dict) -> np.ndarray:
+        """The tokens of a shard, after checking its header against meta.json."""
+        _, n_tokens, vocab_size = read_header(path)
+        if vocab_size != self.vocab_size:
+            raise GptkitError(f"shard {path} was written for another vocabulary than {META_NAME} says")
+        if entry.get("tokens", n_tokens) != n_tokens:
+            raise GptkitError(f"shard {path} holds {n_tokens:,} tokens, {META_NAME} records {entry['tokens']:,}: "
+                              "it is corrupt; run 'gptkit prepare' again")
+        return open_shard(path)
+
+    def out_of_vocabulary(self, path: Path, tokens: np.ndarray) -> GptkitError:
+        return GptkitError(f"shard {path} holds token id {int(tokens.max()):,}, outside the vocabulary of "
+                           f"{self.vocab_size:,}: it is corrupt; run 'gptkit prepare' again")
+
+
+def as_corpus(data: Corpus | str | Path | Sequence[str | Path]) -> Corpus:
+    return data if isinstance(data, Corpus) else Corpus(data)
 
 
 class WindowLoader:
     """Batches of (x, y) windows of ``block_size`` tokens, y shifted one to the left of x."""
 
-    def __init__(self, data_dir: str | Path, split: str, block_size: int, batch_size: int, seed: int = 0):
+    def __init__(self, data: Corpus | str | Path | Sequence[str | Path], split: str, block_size: int,
+                 batch_size: int, seed: int = 0):
         self.block_size, self.batch_size = block_size, batch_size
-        meta = read_meta(data_dir)
-        info = meta["splits"].get(split)
-        if not info or not info["shards"]:
-            raise GptkitError(f"{data_dir} has no {split!r} split; prepare it with a validation fraction above 0")
-        self.shards = []
-        for name in info["shards"]:
-            path = Path(data_dir) / name
-            if read_header(path)[2] != meta["vocab_size"]:
-                raise GptkitError(f"shard {path} was written for another vocabulary than {META_NAME} says")
-            self.shards.append(open_shard(path))
+        self.corpus = as_corpus(data)
+        where = ", ".join(map(str, self.corpus.dirs))
+        if not self.corpus.has(split):
+            raise GptkitError(f"{where} has no {split!r} split; prepare it with a validation fraction above 0")
+        self.paths = [path for path, _ in self.corpus.shards(split)]
+        self.shards = [self.corpus.open(path, entry) for path, entry in self.corpus.shards(split)]
         # A shard of L tokens holds L - block_size windows of block_size + 1 tokens (x and the shifted y).
         self.windows_per_shard = np.array([max(0, len(s) - block_size) for s in self.shards], dtype=np.int64)
         self.ends = np.cumsum(self.windows_per_shard)  # global window index where each shard's windows end
         if self.windows_per_shard.sum() == 0:
             n = sum(len(s) for s in self.shards)
             raise GptkitError(
-                f"the {split!r} split of {data_dir} has {n} tokens, too few for one window of "
+                f"the {split!r} split of {where} has {n} tokens, too few for one window of "
                 f"{block_size + 1}; lower --block-size or add more text"
             )
         self.rng = np.random.default_rng(seed)
@@ -56,7 +121,10 @@ class WindowLoader:
     def _window(self, i: int) -> np.ndarray:
         shard = int(np.searchsorted(self.ends, i, side="right"))
         offset = i - int(self.ends[shard] - self.windows_per_shard[shard])
-        return np.asarray(self.shards[shard][offset : offset + self.block_size + 1], dtype=np.int64)
+        window = np.asarray(self.shards[shard][offset : offset + self.block_size + 1], dtype=np.int64)
+        if int(window.max()) >= self.corpus.vocab_size:
+            raise self.corpus.out_of_vocabulary(self.paths[shard], window)
+        return window
 
     def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         starts = rng.integers(0, len(self), size=self.batch_size)
@@ -78,18 +146,26 @@ class WindowLoader:
         self.rng.bit_generator.state = state["bit_generator"]
 
 
-def unigram_entropy(data_dir: str | Path, split: str = "val") -> float:
+def _token_counts(corpus: Corpus, split: str) -> np.ndarray:
+    """How often each id occurs in ``split``, counted a chunk at a time (memory independent of shard size)."""
+    counts = np.zeros(corpus.vocab_size, dtype=np.float64)
+    for path, entry in corpus.shards(split):
+        tokens = corpus.open(path, entry)
+        for start in range(0, len(tokens), COUNT_CHUNK):
+            chunk = np.asarray(tokens[start : start + COUNT_CHUNK])
+            if int(chunk.max()) >= corpus.vocab_size:
+                raise corpus.out_of_vocabulary(path, chunk)
+            counts += np.bincount(chunk, minlength=corpus.vocab_size)
+    return counts
+
+
+def unigram_entropy(data: Corpus | str | Path | Sequence[str | Path], split: str = "val") -> float:
     """Cross-entropy (nats/token) of ``split`` under the training set's unigram distribution:
     the loss a model that ignores context would reach. A trained model should beat it clearly."""
-    meta = read_meta(data_dir)
-    V = meta["vocab_size"]
-    counts = np.ones(V, dtype=np.float64)  # add-one smoothing: unseen tokens get a finite cost
-    for name in meta["splits"]["train"]["shards"]:
-        counts += np.bincount(open_shard(Path(data_dir) / name), minlength=V)
-    logp = np.log(counts / counts.sum())
-    test = np.zeros(V, dtype=np.float64)
-    for name in meta["splits"].get(split, {}).get("shards", []):
-        test += np.bincount(open_shard(Path(data_dir) / name), minlength=V)
+    corpus = as_corpus(data)
+    train = _token_counts(corpus, "train") + 1  # add-one smoothing: unseen tokens get a finite cost
+    logp = np.log(train / train.sum())
+    test = _token_counts(corpus, split)
     if test.sum() == 0:
-        raise GptkitError(f"{data_dir} has no {split!r} tokens to measure the unigram baseline on")
+        raise GptkitError(f"{', '.join(map(str, corpus.dirs))} has no {split!r} tokens to measure the unigram baseline on")
     return float(-(test * logp).sum() / test.sum())

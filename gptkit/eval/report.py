@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+# A bare Figure draws with Agg when saved: no pyplot, no global backend, no display needed.
+from matplotlib.figure import Figure
 
 
 def table(results: list[dict]) -> str:
@@ -25,7 +23,8 @@ def table(results: list[dict]) -> str:
 def plot_shots(results: list[dict], png: str | Path) -> Path:
     """One panel per task: each metric against the number of in-context examples (perplexity, which
     is not a fraction, on its own axis at the right)."""
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), dpi=120, squeeze=False)
+    fig = Figure(figsize=(4.2 * len(results), 3.6), dpi=120)
+    axes = fig.subplots(1, len(results), squeeze=False)
     for ax, r in zip(axes[0], results):
         ks = sorted(r["results"], key=int)
         twin = None
@@ -47,5 +46,4 @@ def plot_shots(results: list[dict], png: str | Path) -> Path:
     axes[0][0].set_ylabel("score")
     fig.tight_layout()
     fig.savefig(png)
-    plt.close(fig)
     return Path(png)

@@ -24,6 +24,7 @@ import yaml
 from gptkit.data.documents import iter_jsonl
 from gptkit.errors import GptkitError
 from gptkit.eval.metrics import GENERATION_METRICS
+from gptkit.io import read_text
 
 METRICS = {"choice": {"acc", "acc_norm"}, "last_word": {"acc", "ppl"}, "generate": GENERATION_METRICS}
 
@@ -63,7 +64,7 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
             raise GptkitError(f"no task file {name_or_path} and no bundled task of that name; bundled: {', '.join(sorted(tasks))}")
         path = tasks[str(name_or_path)]
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
+        raw = yaml.safe_load(read_text(path, fix="save the task file as UTF-8"))  # YAML is a superset of JSON
     except yaml.YAMLError as e:
         raise GptkitError(f"task file {path} cannot be parsed: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
@@ -94,7 +95,7 @@ def read_examples(spec: TaskSpec, path: Path) -> list[dict]:
         raise GptkitError(f"task {spec.source}: field 'data'/'train' names {path}, which does not exist")
     needed = spec.fields() | {spec.answer} | ({spec.choices} if spec.type == "choice" else set())
     examples = []
-    for line_no, example in iter_jsonl(path.read_text(encoding="utf-8").splitlines(), str(path)):
+    for line_no, example in iter_jsonl(read_text(path, fix="save the data file as UTF-8").splitlines(), str(path)):
         if not isinstance(example, dict):
             raise GptkitError(f"{path}:{line_no}: each line must be a JSON object")
         missing = sorted(needed - set(example))

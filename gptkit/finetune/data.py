@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gptkit.data.batches import EpochBatches, pad
 from gptkit.data.documents import iter_jsonl
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
@@ -223,44 +224,12 @@ class Transform:
 
 def collate(items: list[Encoded], regression: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(ids (B, K, T), attention mask (B, K, T), targets (B,)), padded on the right to the longest T."""
-    T = max(len(s) for it in items for s in it.sequences)
     K = len(items[0].sequences)
-    ids = torch.zeros(len(items), K, T, dtype=torch.long)
-    mask = torch.zeros(len(items), K, T, dtype=torch.long)
-    for b, it in enumerate(items):
-        for k, seq in enumerate(it.sequences):
-            ids[b, k, : len(seq)] = torch.tensor(seq)
-            mask[b, k, : len(seq)] = 1
+    ids, mask = pad([seq for it in items for seq in it.sequences], 0)  # (B*K, T)
     targets = torch.tensor([it.target for it in items], dtype=torch.float32 if regression else torch.long)
-    return ids, mask, targets
+    return ids.view(len(items), K, -1), mask.view(len(items), K, -1), targets
 
 
-class ExampleBatches:
-    """Shuffled batches of whole epochs, with a resumable position (the Trainer's BatchSource)."""
-
-    def __init__(self, items: list[Encoded], batch_size: int, regression: bool = False, seed: int = 0):
-        self.items, self.batch_size, self.regression, self.seed = items, batch_size, regression, seed
-        self.epoch, self.pos = 0, 0
-        self._order = self._shuffle()
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return max(1, len(self.items) // self.batch_size)
-
-    def _shuffle(self) -> np.ndarray:
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.items))
-
-    def next_batch(self) -> tuple[torch.Tensor, ...]:
-        if self.pos + self.batch_size > len(self.items) and self.pos > 0:  # drop the ragged tail
-            self.epoch, self.pos = self.epoch + 1, 0
-            self._order = self._shuffle()
-        picked = self._order[self.pos: self.pos + self.batch_size]
-        self.pos += self.batch_size
-        return collate([self.items[i] for i in picked], self.regression)
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "pos": self.pos}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.pos = state["epoch"], state["pos"]
-        self._order = self._shuffle()
+def example_batches(items: list[Encoded], batch_size: int, regression: bool = False, seed: int = 0) -> EpochBatches:
+    """Shuffled epochs of encoded examples: the Trainer's BatchSource for fine-tuning."""
+    return EpochBatches(items, batch_size, lambda batch: collate(batch, regression), seed)

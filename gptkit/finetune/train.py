@@ -8,22 +8,28 @@ over 0.2% of training then linear decay to 0, classifier dropout 0.1, weight dec
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gptkit.checkpoint import load
+from gptkit.data.batches import EpochBatches
+from gptkit.device import resolve_device
 from gptkit.errors import GptkitError
 from gptkit.finetune.data import (
+    TASKS,
     Encoded,
-    ExampleBatches,
     Labels,
     Transform,
     add_special_tokens,
     collate,
+    example_batches,
     read_examples,
 )
 from gptkit.finetune.metrics import task_metrics
@@ -33,30 +39,55 @@ from gptkit.model import lm_loss
 from gptkit.model.loss import IGNORE_INDEX
 from gptkit.tokenizer import Tokenizer
 from gptkit.train.config import TrainConfig
-from gptkit.train.trainer import Batch, Trainer, resolve_device
+from gptkit.train.trainer import Batch, Trainer
 
 
-@dataclass
-class FinetuneConfig:
+@dataclass(kw_only=True)
+class FinetuneConfig(TrainConfig):
+    """GPT-1's fine-tuning: the shared training knobs with the paper's defaults, plus the task.
+
+    ``init_from`` is the pretrained model (required); ``max_steps`` defaults to ``epochs`` epochs,
+    ``warmup_steps`` to 0.2% of the steps, ``eval_every`` (and checkpoints) to once per epoch.
+    """
+
     task: str  # classify, entail, similarity or choice
-    model: str  # pretrained model directory (or run directory, or HF name)
     train: str
     valid: str
+    init_from: str
     out: str
     lm_coef: float = 0.5  # λ
+    epochs: int = 3
+    clf_dropout: float = 0.1
+    patience: int = 2  # validations without improvement before stopping
     lr: float = 6.25e-5
     batch_size: int = 32
-    epochs: int = 3
-    max_steps: int | None = None  # stop sooner than ``epochs``
-    warmup: float = 0.002  # share of training spent warming up
-    clf_dropout: float = 0.1
     weight_decay: float = 0.01
-    eval_every: int | None = None  # steps between validations; None: once per epoch
-    patience: int = 2  # validations without improvement before stopping
+    beta2: float = 0.999
+    max_steps: int | None = None
+    warmup_steps: int | None = None
+    eval_every: int | None = None
     seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    resume: bool = False  # continue the run in ``out`` from its newest checkpoint (one per validation)
+    sample_tokens: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.task not in TASKS:
+            raise GptkitError(f"unknown task {self.task!r}; tasks: {', '.join(TASKS)}")
+        for name, value in (("epochs", self.epochs), ("patience", self.patience)):
+            if not isinstance(value, int) or value < 1:
+                raise GptkitError(f"--{name} must be a whole number >= 1, got {value!r}")
+        if not (isinstance(self.lm_coef, (int, float)) and math.isfinite(self.lm_coef) and self.lm_coef >= 0):
+            raise GptkitError(f"--lm-coef must be a number >= 0, got {self.lm_coef!r}")
+        if not 0 <= self.clf_dropout < 1:
+            raise GptkitError(f"--clf-dropout must be in [0, 1), got {self.clf_dropout}")
+
+    def for_steps(self, steps_per_epoch: int) -> FinetuneConfig:
+        """The run's schedule in steps, once the size of an epoch is known."""
+        total = self.epochs * steps_per_epoch
+        max_steps = min(self.max_steps or total, total)
+        every = self.eval_every or steps_per_epoch
+        warmup = self.warmup_steps if self.warmup_steps is not None else max(1, round(0.002 * max_steps))
+        return dataclasses.replace(self, max_steps=max_steps, warmup_steps=warmup, eval_every=every, save_every=every)
 
 
 def sequence_lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -107,7 +138,7 @@ class FinetuneTrainer(Trainer):
     """The shared loop with GPT-1's linear schedule, task metrics, early stopping and the best model
     written to the top of ``out`` (a model directory ``gptkit predict`` and ``from_pretrained`` read)."""
 
-    def __init__(self, cfg: TrainConfig, model: TaskModel, tokenizer: Tokenizer, train_batches: ExampleBatches,
+    def __init__(self, cfg: TrainConfig, model: TaskModel, tokenizer: Tokenizer, train_batches: EpochBatches,
                  valid: list[Encoded], lm_coef: float, patience: int, report: dict, progress: bool = True):
         super().__init__(cfg, model, tokenizer, train_batches, None, make_loss_fn(lm_coef), progress, "fine-tuning")
         self.valid, self.patience, self.report = valid, patience, report
@@ -155,9 +186,7 @@ class FinetuneTrainer(Trainer):
 
 def prepare_model(cfg: FinetuneConfig, labels: Labels, device: torch.device) -> tuple[TaskModel, Tokenizer]:
     """The pretrained GPT and its tokenizer, with start/delimiter/extract added to both."""
-    from gptkit.checkpoint import load
-
-    gpt, tokenizer = load(cfg.model, device=device, dtype=torch.float32)
+    gpt, tokenizer = load(cfg.init_from, device=device, dtype=torch.float32)
     _, new_ids = add_special_tokens(tokenizer)
     grow_vocabulary(gpt, new_ids)
     return TaskModel(gpt, labels, cfg.clf_dropout), tokenizer
@@ -165,8 +194,7 @@ def prepare_model(cfg: FinetuneConfig, labels: Labels, device: torch.device) -> 
 
 def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     """Fine-tune, write the best model and metrics.json to ``cfg.out``; returns the metrics report."""
-    if cfg.batch_size < 1 or cfg.epochs < 1:
-        raise GptkitError("--batch-size and --epochs must be at least 1")
+    cfg.validate()
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     train_ex, valid_ex = read_examples(cfg.train, cfg.task), read_examples(cfg.valid, cfg.task)
@@ -176,18 +204,13 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     labels = Labels.infer(cfg.task, train_ex)
     model, tokenizer = prepare_model(cfg, labels, device)
     transform = Transform(cfg.task, tokenizer, model.gpt.config.block_size)
-    batches = ExampleBatches(transform.encode(train_ex, labels, cfg.train), cfg.batch_size, labels.regression, cfg.seed)
+    batches = example_batches(transform.encode(train_ex, labels, cfg.train), cfg.batch_size, labels.regression, cfg.seed)
     valid = transform.encode(valid_ex, labels, cfg.valid)
-    max_steps = min(cfg.max_steps or cfg.epochs * batches.steps_per_epoch, cfg.epochs * batches.steps_per_epoch)
-    train_cfg = TrainConfig(out=cfg.out, max_steps=max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                            warmup_steps=max(1, round(cfg.warmup * max_steps)), weight_decay=cfg.weight_decay,
-                            beta2=0.999, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype, init_from=cfg.model,
-                            eval_every=cfg.eval_every or batches.steps_per_epoch,
-                            save_every=cfg.eval_every or batches.steps_per_epoch, keep_checkpoints=2,
-                            sample_tokens=0, resume=cfg.resume)
-    report = {"config": asdict(cfg), "labels": labels.names, "metric": "pearson" if labels.regression else "accuracy",
+    cfg = cfg.for_steps(batches.steps_per_epoch)
+    report = {"config": dataclasses.asdict(cfg), "labels": labels.names,
+              "metric": "pearson" if labels.regression else "accuracy",
               "majority_baseline": labels.majority_baseline(train_ex, valid_ex), "history": [], "best": None,
               "stopped_early": False}
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    FinetuneTrainer(train_cfg, model, tokenizer, batches, valid, cfg.lm_coef, cfg.patience, report, progress).fit()
+    FinetuneTrainer(cfg, model, tokenizer, batches, valid, cfg.lm_coef, cfg.patience, report, progress).fit()
     return report

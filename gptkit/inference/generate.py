@@ -1,4 +1,4 @@
-"""generate(): the one decoding loop (static KV cache + sampler) that the CLI, chat and eval call."""
+"""generate(): the one decoding loop (the Decoder's step, over a static KV cache) that the CLI, chat and eval call."""
 
 from __future__ import annotations
 
@@ -8,23 +8,12 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from gptkit.errors import GptkitError
-from gptkit.inference.sampling import SamplingConfig, sample
+from gptkit.inference.decoder import Decoder
+from gptkit.inference.sampling import SamplingConfig
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 
 log = logging.getLogger("gptkit")
-
-
-def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, L) tokens and attention mask, shorter prompts padded on the left so all end together."""
-    L = max(len(p) for p in prompts)
-    tokens = torch.full((len(prompts), L), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), L), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        if p:
-            tokens[i, L - len(p):] = torch.tensor(p)
-            mask[i, L - len(p):] = 1
-    return tokens.to(device), mask.to(device)
 
 
 def truncate_prompt(ids: list[int], context: int) -> list[int]:
@@ -36,58 +25,39 @@ def truncate_prompt(ids: list[int], context: int) -> list[int]:
 
 
 @torch.inference_mode()
-def generate_tokens(
-    model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int | None, use_cache: bool = True
-) -> Iterator[torch.Tensor]:
+def generate_tokens(model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int | None,
+                    use_cache: bool = True, static: bool | None = None) -> Iterator[torch.Tensor]:
     """Yield the next token of every prompt, (B,), one step at a time.
 
     Rows that reached end-of-text keep yielding ``eot_id``. Past the context length the window
     slides: the cache is refilled with the newest half of the context. An empty prompt starts from
-    the end-of-text token, as GPT-2 does for unconditional samples.
+    the end-of-text token, as GPT-2 does for unconditional samples. ``use_cache=False`` re-runs the
+    model over the whole window every step (the reference the cache must match); ``static`` picks
+    the CUDA-graph form of the step (see Decoder), which runs eagerly without CUDA.
     """
-    block = model.config.block_size
-    device = model.wte.weight.device
     if eot_id is None and not all(prompts):
         raise GptkitError("an empty prompt needs an end-of-text token, which this vocabulary lacks; give a prompt")
-    stops = cfg.stop_at_eot and eot_id is not None
+    if cfg.max_new_tokens == 0:
+        return
+    prompts = [truncate_prompt(p or [eot_id], model.config.block_size) for p in prompts]
     pad_id = eot_id if eot_id is not None else 0
-    prompts = [truncate_prompt(p or [eot_id], block) for p in prompts]
-    seq, mask = left_pad(prompts, pad_id, device)
-    generator = torch.Generator(device).manual_seed(cfg.seed) if cfg.seed is not None else None
-    cache = model.new_kv_cache(len(prompts)) if use_cache else None
-
-    def forward_window(width: int) -> torch.Tensor:
-        window, window_mask = seq[:, -width:], mask[:, -width:]
-        if cache is not None:
-            cache.reset()
-            return model(window, window_mask, cache, torch.arange(window.shape[1], device=device))[:, -1]
-        return model(window, window_mask)[:, -1]
-
-    logits = forward_window(block)
-    finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
-    for _ in range(cfg.max_new_tokens):
-        next_token = sample(logits, cfg, generator, seen=seq[:, -block:])
-        next_token = torch.where(finished, pad_id, next_token)
-        yield next_token
-        if stops:
-            finished |= next_token == eot_id
-            if finished.all():
+    decoder = Decoder(model, prompts, cfg, pad_id, eot_id if cfg.stop_at_eot else None, use_cache, static)
+    # Asking whether every row finished waits for the GPU, so a graphed decoder asks every 16 tokens.
+    check_every = 16 if decoder.graphed else 1
+    for i in range(cfg.max_new_tokens):
+        if i:
+            decoder.advance()
+        yield decoder.output()
+        if decoder.eot_id is not None and (i + 1) % check_every == 0:
+            if decoder.finished.all():
                 return
-        seq = torch.cat([seq, next_token[:, None]], dim=1)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        pos = seq.shape[1] - 1
-        if cache is None:
-            logits = forward_window(block)
-        elif pos >= block:  # the cache is full: slide the window
-            logits = forward_window(block // 2)
-        else:
-            logits = model(next_token[:, None], kv_cache=cache, input_pos=torch.tensor([pos], device=device))[:, -1]
+            decoder.drop_finished()
 
 
 def generate_ids(model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int | None,
-                 use_cache: bool = True) -> list[list[int]]:
+                 use_cache: bool = True, static: bool | None = None) -> list[list[int]]:
     """The new tokens of every prompt, without the end-of-text token that stopped it."""
-    steps = list(generate_tokens(model, prompts, cfg, eot_id, use_cache))
+    steps = list(generate_tokens(model, prompts, cfg, eot_id, use_cache, static))
     if not steps:
         return [[] for _ in prompts]
     out = torch.stack(steps, dim=1).tolist()  # (B, new)

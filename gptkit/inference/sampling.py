@@ -37,13 +37,12 @@ class SamplingConfig:
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Make every token in ``seen`` (B, L) less likely, whatever the sign of its logit.
+    """Make every token ``seen`` (B, V bool) already less likely, whatever the sign of its logit.
 
     Dividing a negative logit would make it *more* likely, so negative logits are multiplied.
     """
-    picked = logits.gather(1, seen)
-    picked = torch.where(picked > 0, picked / penalty, picked * penalty)
-    return logits.scatter(1, seen, picked)
+    penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalized, logits)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -62,7 +61,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 def process_logits(logits: torch.Tensor, cfg: SamplingConfig, seen: torch.Tensor | None = None) -> torch.Tensor:
     """logits (B, V) of the next token -> filtered, temperature-scaled logits (B, V)."""
     logits = logits.float()
-    if cfg.repetition_penalty != 1.0 and seen is not None and seen.numel():
+    if cfg.repetition_penalty != 1.0 and seen is not None:
         logits = apply_repetition_penalty(logits, seen, cfg.repetition_penalty)
     if cfg.greedy:
         return logits
@@ -76,8 +75,14 @@ def process_logits(logits: torch.Tensor, cfg: SamplingConfig, seen: torch.Tensor
 
 def sample(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None,
            seen: torch.Tensor | None = None) -> torch.Tensor:
-    """Next token ids (B,) from next-token logits (B, V)."""
+    """Next token ids (B,) from next-token logits (B, V); ``seen`` (B, V) marks tokens to penalize.
+
+    Sampling divides the probabilities by exponential noise and takes the argmax (the Gumbel-max
+    trick): the same distribution as multinomial, with no host synchronisation, so it can sit
+    inside a CUDA graph.
+    """
     logits = process_logits(logits, cfg, seen)
     if cfg.greedy:
         return logits.argmax(-1)
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+    noise = torch.empty_like(logits).exponential_(generator=generator)
+    return (logits.softmax(-1) / noise).argmax(-1)

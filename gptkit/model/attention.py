@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from gptkit.config import GPTConfig
+from gptkit.errors import GptkitError
 from gptkit.model.kv_cache import KVCache
 
 
@@ -38,6 +41,43 @@ def build_attention_mask(
         allowed = allowed & (k_pos[:, None, :] > q_pos[:, :, None] - window)
     allowed = allowed | (k_slots[None, :] == q_slots[:, None])[None]
     return allowed[:, None]  # (B|1, 1, T, S): broadcast over heads
+
+
+@dataclass
+class AttentionInputs:
+    """Where the T tokens being fed sit, and what each layer lets them attend to."""
+
+    input_pos: torch.Tensor  # (T,) their slots: in the KV cache, or in the sequence without one
+    positions: torch.Tensor  # (B|1, T) their positions, padding before them not counted
+    dense: torch.Tensor | None  # (B|1, 1, T, S) mask of the dense layers; None: plain causal
+    banded: torch.Tensor | None  # the same for GPT-3's locally banded layers
+
+    def mask(self, config: GPTConfig, layer: int) -> torch.Tensor | None:
+        return self.banded if config.is_banded(layer) else self.dense
+
+
+def attention_inputs(config: GPTConfig, T: int, attention_mask: torch.Tensor | None, kv_cache: KVCache | None,
+                     input_pos: torch.Tensor | None, device: torch.device) -> AttentionInputs:
+    """Positions and masks for a forward pass over T new tokens, built once for all layers.
+
+    Without a cache the tokens are the whole sequence; with one they are written at ``input_pos``
+    and attend to every real token cached before them.
+    """
+    if kv_cache is None:
+        if T > config.block_size:
+            raise GptkitError(f"sequence of length {T} exceeds the context length {config.block_size}")
+        input_pos, n_keys = torch.arange(T, device=device), T
+        valid = attention_mask.bool() if attention_mask is not None else None  # (B, T)
+    else:
+        if input_pos is None:
+            raise ValueError("input_pos is required with a kv_cache")
+        kv_cache.mark(input_pos, attention_mask)
+        n_keys = kv_cache.n_keys
+        valid = kv_cache.valid[:, :n_keys]  # (B, S)
+    positions = input_pos[None] if valid is None else positions_from_mask(valid)[:, input_pos]  # (B|1, T)
+    dense = None if valid is None else build_attention_mask(input_pos, n_keys, valid, None)  # None: SDPA's causal mask
+    banded = build_attention_mask(input_pos, n_keys, valid, config.local_window) if config.attention == "alternating" else None
+    return AttentionInputs(input_pos, positions, dense, banded)
 
 
 class CausalSelfAttention(nn.Module):

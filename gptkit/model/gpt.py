@@ -6,7 +6,6 @@ so converting published weights is a matter of renaming, not re-plumbing.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,12 +15,8 @@ import torch.nn.functional as F
 
 from gptkit.config import GPTConfig
 from gptkit.errors import GptkitError
-from gptkit.io import load_tensors, save_tensors, write_text
-from gptkit.model.attention import (
-    CausalSelfAttention,
-    build_attention_mask,
-    positions_from_mask,
-)
+from gptkit.io import load_tensors, save_tensors
+from gptkit.model.attention import CausalSelfAttention, attention_inputs
 from gptkit.model.kv_cache import KVCache
 
 WEIGHTS_NAME = "model.safetensors"
@@ -83,6 +78,7 @@ class GPT(nn.Module):
         self.h = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         if config.ln_order == "pre":
             self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.output: nn.Module | None = None  # an int8 output layer, set by gptkit.model.quantize
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -110,43 +106,35 @@ class GPT(nn.Module):
         attention_mask (B, T): 1 for real tokens, 0 for padding (left or right).
         kv_cache / input_pos (T,): write this chunk at cache slots input_pos and attend to the cache.
         """
-        B, T = idx.shape
         cfg = self.config
-        if kv_cache is None:
-            if T > cfg.block_size:
-                raise GptkitError(f"sequence of length {T} exceeds the context length {cfg.block_size}")
-            input_pos = torch.arange(T, device=idx.device)
-            valid = attention_mask.bool() if attention_mask is not None else None
-        else:
-            if input_pos is None:
-                raise ValueError("input_pos is required with a kv_cache")
-            kv_cache.mark(input_pos, attention_mask)
-            valid = kv_cache.valid
-        n_keys = T if kv_cache is None else kv_cache.max_len
-        positions = positions_from_mask(valid)[:, input_pos] if valid is not None else input_pos[None]  # (B|1, T)
-
-        x = self.wte(idx)  # (B, T, n_embd)
-        x = x + (self.wpe(positions) if cfg.position == "learned" else sinusoidal_embedding(positions, cfg.n_embd).to(x.dtype))
-        x = self.drop(x)
-
-        plain = valid is None and kv_cache is None  # fast path: SDPA's built-in causal mask
-        dense = None if plain else build_attention_mask(input_pos, n_keys, valid, None)
-        banded = build_attention_mask(input_pos, n_keys, valid, cfg.local_window) if cfg.attention == "alternating" else None
+        inputs = attention_inputs(cfg, idx.shape[1], attention_mask, kv_cache, input_pos, idx.device)
+        x = self.drop(self.wte(idx) + self.position_embedding(inputs.positions))  # (B, T, n_embd)
         for i, block in enumerate(self.h):
-            x = block(x, banded if cfg.is_banded(i) else dense, kv_cache, input_pos)
+            x = block(x, inputs.mask(cfg, i), kv_cache, inputs.input_pos)
         if cfg.ln_order == "pre":
             x = self.ln_f(x)
         return x if return_hidden else self.lm_head(x)
 
+    def position_embedding(self, positions: torch.Tensor) -> torch.Tensor:
+        """(B|1, T) positions -> (B|1, T, n_embd): learned (W_p) or the fixed sinusoids."""
+        if self.config.position == "learned":
+            return self.wpe(positions)
+        return sinusoidal_embedding(positions, self.config.n_embd).to(self.wte.weight.dtype)
+
     def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The output layer, tied to the token embedding: h_n W_e^T. (..., n_embd) -> (..., vocab_size)."""
+        """The output layer, tied to the token embedding: h_n W_e^T. (..., n_embd) -> (..., vocab_size).
+        A quantized model keeps its own int8 copy of W_e here (``output``); the lookup stays exact."""
+        if self.output is not None:
+            return self.output(hidden)
         return F.linear(hidden, self.wte.weight)
 
-    def new_kv_cache(self, batch_size: int, max_len: int | None = None, dtype: torch.dtype | None = None) -> KVCache:
+    def new_kv_cache(self, batch_size: int, max_len: int | None = None, dtype: torch.dtype | None = None,
+                     static: bool = True) -> KVCache:
+        """A cache for ``batch_size`` rows; ``static`` attends over every slot (CUDA graphs), not the filled prefix."""
         cfg = self.config
         p = self.wte.weight
         return KVCache(cfg.n_layer, batch_size, cfg.n_head, max_len or cfg.block_size, cfg.head_dim,
-                       device=p.device, dtype=dtype or p.dtype)
+                       device=p.device, dtype=dtype or p.dtype, static=static)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -158,21 +146,16 @@ class GPT(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_tensors(directory / WEIGHTS_NAME, self.state_dict())
-        write_text(directory / CONFIG_NAME, json.dumps(self.config.to_dict(), indent=2) + "\n")
+        self.config.save(directory / CONFIG_NAME)
         if tokenizer is not None:
             tokenizer.save(directory)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device = "cpu",
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None) -> GPT:
-        """Load a gptkit checkpoint, a Hugging Face GPT-2/GPT-1 checkpoint, or a model name from the
-        local Hugging Face cache, straight onto ``device`` in ``dtype``: no random init, no second copy."""
-        from gptkit.checkpoint import resolve_model_dir
-        from gptkit.convert.hf import is_hf_checkpoint, load_hf_model
-
-        directory = resolve_model_dir(name_or_path)
-        if is_hf_checkpoint(directory):
-            return load_hf_model(directory, device, dtype)
+        """Load a directory ``save_pretrained`` wrote, straight onto ``device`` in ``dtype``: no random
+        init, no second copy. (``gptkit.load`` reads every other layout: runs, Hugging Face, cached names.)"""
+        directory = Path(directory)
         config = GPTConfig.load(directory / CONFIG_NAME)
         with torch.device("meta"):
             model = cls(config)
@@ -194,6 +177,9 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source) -
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise GptkitError(f"{source} does not match its config.json: {shown}")
+    for name, tensor in state.items():  # flipped bits in a weight file often give inf or nan
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise GptkitError(f"{source} is corrupt: tensor {name} holds inf or nan; restore it or use an earlier checkpoint")
 
 
 def count_parameters(config: GPTConfig) -> int:

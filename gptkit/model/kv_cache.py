@@ -1,7 +1,9 @@
 """A key/value cache preallocated to the context length.
 
-Shapes never change during generation (new keys are written in place at ``input_pos``), so the
-decode step has static shapes and can be captured in a CUDA graph.
+New keys are written in place at ``input_pos``, so the buffers never move or grow. Attention reads
+them one of two ways: ``static`` reads all ``max_len`` slots (masking the empty ones), so the decode
+step has the same shapes every time and can be captured in a CUDA graph; otherwise it reads only the
+filled prefix, which is what eager decoding wants (on the CPU, attention over 100 slots, not 1,024).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import torch
 
 class KVCache:
     def __init__(self, n_layer: int, batch_size: int, n_head: int, max_len: int, head_dim: int,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, static: bool = True):
         shape = (n_layer, batch_size, n_head, max_len, head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.valid = torch.zeros(batch_size, max_len, dtype=torch.bool, device=device)  # real tokens
+        self.static = static
+        self.end = 0  # slots [0, end) have been written since the last reset
 
     @property
     def batch_size(self) -> int:
@@ -25,15 +29,31 @@ class KVCache:
     def max_len(self) -> int:
         return self.k.shape[3]
 
+    @property
+    def n_keys(self) -> int:
+        """How many slots attention reads."""
+        return self.max_len if self.static else self.end
+
     def reset(self) -> None:
         self.valid.zero_()
+        self.end = 0
 
     def mark(self, input_pos: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         """Record which of the slots being written hold real tokens (not padding)."""
-        self.valid[:, input_pos] = True if attention_mask is None else attention_mask.bool()
+        if attention_mask is None:
+            self.valid.index_fill_(1, input_pos, True)
+        else:
+            self.valid.index_copy_(1, input_pos, attention_mask.bool())
+        if not self.static:  # reads input_pos on the host: no CUDA graph here
+            self.end = max(self.end, int(input_pos.max()) + 1)
 
     def update(self, layer: int, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """Write k, v (B, nh, T, hd) at slots ``input_pos`` (T,); return the whole cache of this layer."""
+        """Write k, v (B, nh, T, hd) at slots ``input_pos`` (T,); return this layer's keys and values
+        (B, nh, n_keys, hd)."""
         self.k[layer].index_copy_(2, input_pos, k.to(self.k.dtype))
         self.v[layer].index_copy_(2, input_pos, v.to(self.v.dtype))
-        return self.k[layer], self.v[layer]
+        return self.k[layer, :, :, : self.n_keys], self.v[layer, :, :, : self.n_keys]
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every batch row not in ``rows`` (e.g. finished ones), so they stop costing compute."""
+        self.k, self.v, self.valid = self.k[:, rows], self.v[:, rows], self.valid[rows]

@@ -59,17 +59,25 @@ class BackendTokenizer(Tokenizer):
         self._backend.save(str(directory / "tokenizer.json"))
 
     @classmethod
-    def _load_files(cls, directory: Path, config: dict) -> BackendTokenizer:
+    def from_directory(cls, directory: Path) -> BackendTokenizer:
+        """The vocab.json + merges.txt of a directory, as published checkpoints lay them out."""
         vocab, merges = directory / "vocab.json", directory / "merges.txt"
         for f in (vocab, merges):
             if not f.is_file():
                 raise GptkitError(f"tokenizer file {f} is missing")
         try:
-            tok = cls.from_files(vocab, merges)
+            return cls.from_files(vocab, merges)
         except Exception as e:  # the Rust backend raises plain Exception on bad files
-            raise GptkitError(f"cannot read the BPE files in {directory}: {e}") from None
+            raise GptkitError(f"cannot read the BPE files in {directory}: {str(e).splitlines()[0]}") from None
+
+    @classmethod
+    def _load_files(cls, directory: Path, config: dict) -> BackendTokenizer:
+        tok = cls.from_directory(directory)
         known = tok.special_tokens
-        extra = sorted((i, t) for t, i in config.get("special_tokens", {}).items() if t not in known)
+        saved = config.get("special_tokens", {})
+        if not isinstance(saved, dict) or not all(isinstance(i, int) for i in saved.values()):
+            raise GptkitError(f"{directory / 'tokenizer_config.json'}: special_tokens must map token text to an id")
+        extra = sorted((i, t) for t, i in saved.items() if t not in known)
         if extra:
             ids = tok.add_special_tokens([t for _, t in extra])
             if ids != [i for i, _ in extra]:

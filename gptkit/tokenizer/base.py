@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from gptkit.errors import GptkitError
-from gptkit.io import write_text
+from gptkit.io import read_json, write_text
 
 EOT = "<|endoftext|>"
 CONFIG_NAME = "tokenizer_config.json"
@@ -19,6 +19,7 @@ class Tokenizer(ABC):
     """encode/decode between text and token ids, plus the end-of-text token and other specials."""
 
     kind: ClassVar[str]
+    # Every backend, by kind; gptkit.tokenizer imports them all, so base never imports a subclass.
     registry: ClassVar[dict[str, type[Tokenizer]]] = {}
 
     def __init_subclass__(cls, **kwargs):
@@ -39,6 +40,17 @@ class Tokenizer(ABC):
     def eot_id(self) -> int | None:
         """The end-of-text id; None for vocabularies that have none (GPT-1's)."""
         return self.special_tokens.get(EOT)
+
+    @property
+    def unk_id(self) -> int | None:
+        """The id text outside the vocabulary becomes; None where every text encodes (byte-level BPE)."""
+        return None
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """The characters of ``text`` this vocabulary cannot represent (they would read as unknown)."""
+        if self.unk_id is None:
+            return []
+        return sorted(c for c in set(text) if not c.isspace() and self.unk_id in self.encode(c, allow_special=False))
 
     @abstractmethod
     def encode(self, text: str, allow_special: bool = True) -> list[int]:
@@ -75,46 +87,31 @@ class Tokenizer(ABC):
 
     @staticmethod
     def load(directory: str | Path) -> Tokenizer:
-        directory = Path(directory)
-        path = directory / CONFIG_NAME
-        config = {}
-        if path.is_file():
-            try:
-                config = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise GptkitError(f"{path} is not valid JSON ({e})") from None
+        """A tokenizer gptkit saved (its tokenizer_config.json names the kind). Model directories of
+        any layout, Hugging Face's included, are read by ``gptkit.checkpoint.load_tokenizer``."""
+        path = Path(directory) / CONFIG_NAME
+        if not path.is_file():
+            raise GptkitError(f"no tokenizer in {directory} ({CONFIG_NAME} is missing)")
+        config = read_json(path, fix="save the tokenizer again", expect=object)
         kind = config.get("gptkit_tokenizer") if isinstance(config, dict) else None
-        if kind is None:
-            from gptkit.convert.hf import is_hf_checkpoint, load_hf_tokenizer
-
-            if is_hf_checkpoint(directory):  # a Hugging Face checkpoint: its model_type says which
-                return load_hf_tokenizer(directory)
-            if not path.is_file():
-                raise GptkitError(f"no tokenizer in {directory} ({CONFIG_NAME} is missing)")
         if kind not in Tokenizer.registry:
             raise GptkitError(f"{path}: unknown tokenizer kind {kind!r}; known: {', '.join(Tokenizer.registry)}")
-        return Tokenizer.registry[kind]._load_files(directory, config)
+        return Tokenizer.registry[kind]._load_files(Path(directory), config)
 
     @staticmethod
     def gpt2() -> Tokenizer:
         """GPT-2's byte-level BPE (50,257 tokens), from the original files shipped in the package."""
-        from gptkit.tokenizer.bpe import ByteLevelBPETokenizer
-
-        return ByteLevelBPETokenizer.gpt2()
+        return Tokenizer.registry["bytelevel-bpe"].gpt2()
 
     @staticmethod
     def char(text: str) -> Tokenizer:
         """A character vocabulary of every character in ``text`` (for tiny experiments, or Chinese)."""
-        from gptkit.tokenizer.char import CharTokenizer
-
-        return CharTokenizer.from_text(text)
+        return Tokenizer.registry["char"].from_text(text)
 
     @staticmethod
     def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
         """A new byte-level BPE vocabulary of ``vocab_size`` tokens learned from ``texts``."""
-        from gptkit.tokenizer.bpe import ByteLevelBPETokenizer
-
-        return ByteLevelBPETokenizer.train(texts, vocab_size, min_frequency)
+        return Tokenizer.registry["bytelevel-bpe"].train(texts, vocab_size, min_frequency)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"

@@ -8,12 +8,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer as Backend
 
 from gptkit.errors import GptkitError
-from gptkit.io import write_text
+from gptkit.io import read_json, write_text
 from gptkit.tokenizer.base import EOT, Tokenizer
 
 UNK = "<|unk|>"
+EVERY_CHARACTER = Regex(r"[\s\S]")  # one match per code point, line breaks included
 
 
 class CharTokenizer(Tokenizer):
@@ -34,7 +37,9 @@ class CharTokenizer(Tokenizer):
         chars.sort()
         self._codepoints = np.array([c for c, _ in chars], dtype=np.uint32)
         self._ids = np.array([i for _, i in chars], dtype=np.int64)
-        self._special_re = re.compile("(" + "|".join(map(re.escape, self._specials)) + ")")
+        # Longest first: where special tokens overlap, the longest wins, as in Hugging Face tokenizers.
+        longest_first = sorted(self._specials, key=len, reverse=True)
+        self._special_re = re.compile("(" + "|".join(map(re.escape, longest_first)) + ")")
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
@@ -45,6 +50,10 @@ class CharTokenizer(Tokenizer):
     @property
     def vocab_size(self) -> int:
         return len(self.itos)
+
+    @property
+    def unk_id(self) -> int:
+        return self.stoi[UNK]
 
     @property
     def special_tokens(self) -> dict[str, int]:
@@ -79,17 +88,31 @@ class CharTokenizer(Tokenizer):
         self._index(self.itos + new)
         return [self.stoi[t] for t in tokens]
 
+    def hf_backend(self) -> Backend:
+        """The same text <-> ids mapping as a Hugging Face `tokenizers` pipeline, so that transformers
+        (PreTrainedTokenizerFast) reads the vocabulary from tokenizer.json."""
+        backend = Backend(models.WordLevel(self.stoi, unk_token=UNK))
+        backend.pre_tokenizer = pre_tokenizers.Split(EVERY_CHARACTER, behavior="isolated")
+        backend.decoder = decoders.Fuse()
+        backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in self._specials])
+        return backend
+
     def _save_files(self, directory: Path) -> None:
+        # vocab.json is what gptkit reads; tokenizer.json is the same vocabulary for transformers.
         write_text(directory / "vocab.json", json.dumps(self.stoi, ensure_ascii=False, indent=0) + "\n")
+        write_text(directory / "tokenizer.json", self.hf_backend().to_str(pretty=True) + "\n")
+
+    def _hf_config(self) -> dict:
+        return {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOT, "unk_token": UNK,
+                "clean_up_tokenization_spaces": False}
 
     @classmethod
     def _load_files(cls, directory: Path, config: dict) -> CharTokenizer:
         path = directory / "vocab.json"
-        try:
-            stoi = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise GptkitError(f"cannot read the character vocabulary {path}: {e}") from None
-        tokens = sorted(stoi, key=stoi.get)
+        if not path.is_file():
+            raise GptkitError(f"tokenizer file {path} is missing")
+        stoi = read_json(path, fix="the character vocabulary is damaged; save the tokenizer again")
+        tokens = sorted(stoi, key=lambda t: stoi[t] if isinstance(stoi[t], int) else -1)
         if [stoi[t] for t in tokens] != list(range(len(tokens))):
             raise GptkitError(f"{path}: token ids must be 0..{len(tokens) - 1} without gaps")
         return cls(tokens)

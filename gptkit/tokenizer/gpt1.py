@@ -10,6 +10,7 @@ from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers
 from tokenizers import Tokenizer as Backend
 
 from gptkit.tokenizer.backend import BackendTokenizer
+from gptkit.tokenizer.base import EOT
 
 UNK = "<unk>"
 
@@ -29,5 +30,10 @@ class GPT1BPETokenizer(BackendTokenizer):
         backend.decoder = decoders.BPEDecoder(suffix="</w>")
         return cls(backend)
 
+    @property
+    def unk_id(self) -> int | None:
+        return self._backend.token_to_id(UNK)
+
     def _hf_config(self) -> dict:
-        return {"tokenizer_class": "OpenAIGPTTokenizer", "unk_token": UNK}
+        # GPT-1 has no end-of-text token unless one was added: naming one anyway would make transformers add it.
+        return {"tokenizer_class": "OpenAIGPTTokenizer", "unk_token": UNK, "eos_token": EOT if self.eot_id is not None else None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,14 +15,27 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from gptkit.device import PRECISIONS
 from gptkit.errors import GptkitError
+from gptkit.io import read_json, read_text
+
+TRAIN_CONFIG = "train_config.json"  # a run's config, written when it starts and read by --resume
+
+
+# (field, lowest value, type) of every numeric knob; OPTIONAL ones may be None (a default decides).
+LIMITS = (("max_steps", 1, int), ("batch_size", 1, int), ("block_size", 1, int), ("grad_accum", 1, int),
+          ("lr", 0, float), ("min_lr", 0, float), ("warmup_steps", 0, int), ("weight_decay", 0, float),
+          ("beta1", 0, float), ("beta2", 0, float), ("grad_clip", 0, float), ("dropout", 0, float),
+          ("seed", 0, int), ("eval_every", 0, int), ("eval_batches", 1, int), ("save_every", 0, int),
+          ("keep_checkpoints", 1, int), ("sample_tokens", 0, int))
+OPTIONAL = {"block_size", "min_lr", "dropout", "max_steps", "warmup_steps", "eval_every"}
 
 
 @dataclass
 class TrainConfig:
     # what to train on, and where to write
     preset: str = "shakespeare-char"
-    data: str | None = None  # a directory made by `gptkit prepare`; None: the bundled Shakespeare
+    data: str | list[str] | None = None  # `gptkit prepare` directory, or several read as one corpus; None: bundled Shakespeare
     tokenizer: str = "char"  # for the bundled corpus: "char", "gpt2" or a tokenizer directory
     out: str = "runs/shakespeare"
     init_from: str | None = None  # start from these weights instead of a random init
@@ -52,14 +66,25 @@ class TrainConfig:
     sample_tokens: int = 400  # length of the sample printed at the end (0: none)
 
     def validate(self) -> None:
-        positive = ("max_steps", "batch_size", "grad_accum", "eval_batches", "keep_checkpoints")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise GptkitError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        """Every number in range before anything runs: a bad flag is one line, never a hang or a nan."""
+        for name, low, kind in LIMITS:
+            value = getattr(self, name)
+            if value is None and name in OPTIONAL:
+                continue
+            allowed = (int, float) if kind is float else int
+            if not isinstance(value, allowed) or isinstance(value, bool) or not math.isfinite(value) or value < low:
+                need = "a whole number" if kind is int else "a number"
+                raise GptkitError(f"--{name.replace('_', '-')} must be {need} >= {low:g}, got {value!r}")
         if self.lr <= 0:
             raise GptkitError(f"--lr must be positive, got {self.lr}")
-        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
-            raise GptkitError(f"--dtype must be auto, fp32, bf16 or fp16; got {self.dtype!r}")
+        for name in ("beta1", "beta2", "dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise GptkitError(f"--{name} must be in [0, 1), got {value}")
+        if self.dtype not in PRECISIONS:
+            raise GptkitError(f"--dtype must be one of {', '.join(PRECISIONS)}; got {self.dtype!r}")
+        if not isinstance(self.model, dict):
+            raise GptkitError(f"model must be a mapping of preset overrides such as {{n_layer: 2}}, got {self.model!r}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> dict:
@@ -67,8 +92,8 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise GptkitError(f"config file {path} not found")
+        text = read_text(path, fix="save the config file as UTF-8")
         try:
-            text = path.read_text(encoding="utf-8")
             data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
         except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
             raise GptkitError(f"config file {path} cannot be parsed: {str(e).splitlines()[0]}") from None
@@ -80,6 +105,23 @@ class TrainConfig:
         if unknown:
             raise GptkitError(f"config file {path}: unknown keys {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
         return data
+
+    @classmethod
+    def resolve(cls, flags: dict, config_file: str | Path | None = None) -> TrainConfig:
+        """What a command runs: the saved config of the run in ``out`` (with ``resume``), then the
+        config file's keys, then the flags that were given (None means not given)."""
+        keys: dict = {}
+        out = flags.get("out") or getattr(cls, "out", None)
+        if flags.get("resume"):
+            saved = Path(out) / TRAIN_CONFIG
+            if not saved.is_file():
+                raise GptkitError(f"--resume: {out} holds no run to resume ({TRAIN_CONFIG} is missing); start it without --resume")
+            keys.update(read_json(saved, fix="start the run again without --resume"))
+        if config_file:
+            keys.update(cls.from_file(config_file))
+        keys.update({k: v for k, v in flags.items() if v is not None})
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in keys.items() if k in names})
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

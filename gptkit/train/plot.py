@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+# A bare Figure draws with Agg when saved: no pyplot, no global backend, no display needed.
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: works on servers without a display
-import matplotlib.pyplot as plt  # noqa: E402
+from gptkit.errors import GptkitError
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -23,7 +23,8 @@ def read_metrics(path: str | Path) -> list[dict]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             if i < len(lines) - 1:
-                raise
+                raise GptkitError(f"{path}:{i + 1} is not valid JSON: the metrics log is damaged; "
+                                  "remove that line (or the file) and run again") from None
     return records
 
 
@@ -32,7 +33,8 @@ def plot_losses(metrics_path: str | Path, png_path: str | Path, baseline: float 
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    fig = Figure(figsize=(8, 4.5), dpi=120)
+    ax = fig.subplots()
     if train:
         steps, losses = zip(*train)
         ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8)
@@ -51,5 +53,4 @@ def plot_losses(metrics_path: str | Path, png_path: str | Path, baseline: float 
     ax.legend()
     fig.tight_layout()
     fig.savefig(png_path)
-    plt.close(fig)
     return Path(png_path)

@@ -16,11 +16,11 @@ import torch
 from tqdm import tqdm
 
 from gptkit.checkpoint import LATEST, load_training_state, save_checkpoint
-from gptkit.errors import GptkitError
+from gptkit.device import autocast_dtype, enable_tf32
 from gptkit.io import load_tensors, write_text
 from gptkit.model import GPT, lm_loss
 from gptkit.model.gpt import WEIGHTS_NAME, check_state_dict
-from gptkit.train.config import TrainConfig
+from gptkit.train.config import TRAIN_CONFIG, TrainConfig
 from gptkit.train.optim import (
     lr_at,
     make_optimizer,
@@ -46,27 +46,6 @@ def language_model_loss(model: GPT, batch: Batch) -> torch.Tensor:
     return lm_loss(model(x), y)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GptkitError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
-    return torch.device(name)
-
-
-def autocast_dtype(device: torch.device, name: str) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32. Master weights always stay fp32."""
-    if name == "auto":
-        if device.type != "cuda":
-            return None
-        name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: GPT, tokenizer, train_batches: BatchSource,
                  val_batches: list[Batch] | None = None, loss_fn: LossFn = language_model_loss,
@@ -76,9 +55,6 @@ class Trainer:
         self.train_batches, self.val_batches, self.loss_fn = train_batches, val_batches, loss_fn
         self.progress, self.desc = progress, desc
         self.device = next(model.parameters()).device
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores (TF32)
-            torch.backends.cudnn.allow_tf32 = True
         self.amp_dtype = autocast_dtype(self.device, cfg.dtype)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), self.device.type)
@@ -181,8 +157,9 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg = self.cfg
+        enable_tf32(self.device)
         self.out.mkdir(parents=True, exist_ok=True)
-        write_text(self.out / "train_config.json", cfg.to_json())
+        write_text(self.out / TRAIN_CONFIG, cfg.to_json())
         if cfg.resume:
             self.restore()
         else:

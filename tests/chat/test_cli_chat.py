@@ -27,7 +27,7 @@ def test_train_reports_filters_and_examples(dialogue_file, tmp_path):
 def test_chat_with_mmi_shows_every_hypothesis_with_both_scores(chat_models):
     forward, backward = chat_models
     result = run("chat", "--model", str(forward), "--mmi-model", str(backward), "--num-hypotheses", "3",
-                 "--max-response-tokens", "6", "--seed", "1", "--verbose", input="Where is the king?\n/quit\n")
+                 "--max-new-tokens", "6", "--seed", "1", "--verbose", input="Where is the king?\n/quit\n")
     assert result.exit_code == 0, result.output
     scores = [line for line in result.output.splitlines() if line.strip().startswith("backward")]
     assert 1 <= len(scores) <= 3 and all("forward" in line for line in scores)

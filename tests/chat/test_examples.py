@@ -3,9 +3,9 @@
 import torch
 
 from gptkit.chat.examples import (
-    ExampleBatches,
     ExampleConfig,
     build_examples,
+    dialogue_batches,
     dialogue_pairs,
     encode_pair,
 )
@@ -56,15 +56,16 @@ def test_long_histories_lose_their_oldest_turns_and_too_long_pairs_are_counted()
 
 def test_batches_pad_on_the_right_ignore_padding_and_resume_exactly():
     examples = build_examples(dialogue_pairs([["ab", "c", "defg"], ["a", "b"]], 2), TOK, ExampleConfig(), 64)[0]
-    source = ExampleBatches(examples, batch_size=2, pad_id=EOT, seed=3)
+    source = dialogue_batches(examples, batch_size=2, pad_id=EOT, seed=3)
     x, y = source.next_batch()
     assert x.shape == y.shape and x.shape[0] == 2
-    for row in range(2):
-        ids, labels = next(e for e in examples if e[0] == x[row, : len(e[0])].tolist())
-        assert (y[row, len(labels):] == IGNORE_INDEX).all() and y[row, : len(labels)].tolist() == labels
+    for row in range(2):  # each row is one example, padded with end-of-text, its padding's labels ignored
+        assert any(x[row, : len(ids)].tolist() == ids and (x[row, len(ids):] == EOT).all()
+                   and y[row, : len(labels)].tolist() == labels and (y[row, len(labels):] == IGNORE_INDEX).all()
+                   for ids, labels in examples)
     state = source.state_dict()
     expected = [source.next_batch() for _ in range(3)]
-    again = ExampleBatches(examples, batch_size=2, pad_id=EOT)
+    again = dialogue_batches(examples, batch_size=2, pad_id=EOT, seed=3)
     again.load_state_dict(state)
     for (ex, ey), (ax, ay) in zip(expected, [again.next_batch() for _ in range(3)]):
         assert torch.equal(ex, ax) and torch.equal(ey, ay)

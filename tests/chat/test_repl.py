@@ -4,6 +4,7 @@ import codecs
 import io
 import os
 import pty
+import re
 import select
 import sys
 import time
@@ -49,11 +50,30 @@ def test_ctrl_c_ends_the_session_cleanly(chat_models):
     assert out.getvalue().endswith("\nbye\n")
 
 
-class Terminal:
-    """`python -m gptkit chat` on a pseudo-terminal, read and typed into like a user would."""
+class InterruptedMidReply(Chatbot):
+    def reply(self, text):
+        yield "Good"
+        raise KeyboardInterrupt  # what a Ctrl-C (SIGINT) does to the decoding loop
 
-    def __init__(self, *args: str):
-        env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
+
+def test_ctrl_c_while_a_reply_streams_ends_the_session_cleanly(chat_models):
+    out = io.StringIO()
+    Repl(InterruptedMidReply(*gptkit.load(chat_models[0])), out=out, read=scripted(["Hello"])).run()
+    assert out.getvalue().endswith("bot> Good\nbye\n")
+
+
+# The prompt as a terminal shows it: prompt_toolkit draws the trailing space as a cursor movement.
+PROMPT = "you>"
+CONTROL_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+CURSOR_POSITION_REQUEST = "\x1b[6n"
+
+
+class Terminal:
+    """`python -m gptkit chat` on a pseudo-terminal, read and typed into like a user would: its
+    control sequences are dropped from what it shows, and it answers where the cursor is."""
+
+    def __init__(self, *args: str, term: str = "xterm-256color"):
+        env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": "1", "TERM": term}
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the chat, its terminal the pty
             os.execve(sys.executable, [sys.executable, "-m", "gptkit", "chat", *args], env)
@@ -62,7 +82,7 @@ class Terminal:
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def expect(self, text: str, timeout: float = 60) -> str:
-        """Everything printed until ``text`` appears (consumed)."""
+        """Everything shown until ``text`` appears (consumed)."""
         deadline = time.monotonic() + timeout
         while text not in self.output:
             ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
@@ -72,6 +92,9 @@ class Terminal:
                 self.output += self.decoder.decode(os.read(self.fd, 4096))
             except OSError:  # the child exited
                 pytest.fail(f"the chat exited before printing {text!r}:\n{self.output}")
+            for _ in range(self.output.count(CURSOR_POSITION_REQUEST)):
+                self.type("\x1b[1;1R")  # top left (a sequence cut across reads completes on a later one)
+            self.output = CONTROL_SEQUENCE.sub("", self.output)
         before, _, self.output = self.output.partition(text)
         return before
 
@@ -87,32 +110,37 @@ class Terminal:
 @pytest.mark.slow
 def test_chat_in_a_terminal_streams_replies_to_english_and_chinese_and_exits_on_ctrl_d(chat_models, tmp_path):
     transcript = tmp_path / "chat.txt"
-    term = Terminal("--model", str(chat_models[0]), "--seed", "0", "--max-response-tokens", "12")
-    term.expect("you> ")
+    term = Terminal("--model", str(chat_models[0]), "--seed", "0", "--max-new-tokens", "12")
+    term.expect(PROMPT)
     replies = []
     for turn in ("Good morrow, my lord.", "你好，今天天气怎么样？", "What news?"):
         term.type(turn + "\r")
         assert turn in term.expect("bot> ")  # the terminal echoes what was typed
-        replies.append(term.expect("you> ").strip())
+        replies.append(term.expect(PROMPT).strip())
+    term.type("\x1b[A\r")  # the up arrow recalls the last line
+    assert "What news?" in term.expect("bot> ")
+    term.expect(PROMPT)
     term.type(f"/save {transcript}\r")
-    term.expect("you> ")
+    term.expect(PROMPT)
     term.type("\x04")  # Ctrl-D on an empty line
     rest = term.expect("bye")
     assert term.exit_status() == 0
     assert "Traceback" not in rest and "Error" not in rest
     lines = transcript.read_text(encoding="utf-8").splitlines()
-    assert lines[::2] == ["you: Good morrow, my lord.", "you: 你好，今天天气怎么样？", "you: What news?"]
-    assert [line.removeprefix("bot: ").strip() for line in lines[1::2]] == replies
+    assert lines[:6:2] == ["you: Good morrow, my lord.", "you: 你好，今天天气怎么样？", "you: What news?"]
+    assert [line.removeprefix("bot: ").strip() for line in lines[1:6:2]] == replies
+    assert lines[6] == "you: What news?" and len(lines) == 8
 
 
 @pytest.mark.slow
-def test_chat_in_a_terminal_exits_cleanly_on_ctrl_c(chat_models):
-    term = Terminal("--model", str(chat_models[0]))
-    term.expect("you> ")
-    # A person presses Ctrl-C after seeing the prompt, not within microseconds of it: CPython's
-    # readline prints the prompt before it starts waiting, and a SIGINT in that gap is only noticed
-    # at the next key press (seen here when the test typed at once on a loaded machine).
-    time.sleep(0.5)
-    term.type("\x03")
-    rest = term.expect("bye")
-    assert term.exit_status() == 0 and "Traceback" not in rest
+@pytest.mark.parametrize("term", ["xterm-256color", "dumb"])
+def test_ctrl_c_the_instant_the_prompt_appears_exits_cleanly(chat_models, term):
+    # A Ctrl-C pressed at once, with no pause, in fresh processes: once a key press read in raw mode,
+    # once (on a dumb terminal, whose prompt prints before raw mode) possibly a SIGINT. Either way it ends
+    # the chat; with readline's input() a SIGINT between the prompt and its select() was lost.
+    for _ in range(3):
+        chat = Terminal("--model", str(chat_models[0]), term=term)
+        chat.expect(PROMPT)
+        chat.type("\x03")
+        rest = chat.expect("bye")
+        assert chat.exit_status() == 0 and "Traceback" not in rest

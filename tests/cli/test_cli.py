@@ -146,7 +146,7 @@ def test_tokenizer_that_does_not_match_the_model(trained, tmp_path):
 
 def test_resume_without_checkpoint(char_data, tmp_path):
     assert_clean_error(run("pretrain", "--data", char_data, "--out", str(tmp_path / "new"), "--resume", *TINY),
-                       "holds no checkpoint to resume from")
+                       "holds no run to resume", "start it without --resume")
 
 
 def test_generate_from_a_directory_without_checkpoint(tmp_path):

@@ -8,6 +8,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel
 
 from gptkit import GPT, GPTConfig, GptkitError, Tokenizer, load
+from gptkit.checkpoint import load_model
 from gptkit.convert import export_hf
 from gptkit.data import shakespeare
 
@@ -71,7 +72,7 @@ def test_gpt2_layout_loads_with_the_same_logits(tmp_path, shape, safe):
     hf = perturb_norms(hf_gpt2(**shape))
     save_hf(hf, tmp_path, safe)
     assert (tmp_path / ("model.safetensors" if safe else "pytorch_model.bin")).exists()
-    ours = GPT.from_pretrained(tmp_path)
+    ours = load_model(tmp_path)
     assert ours.config.ln_order == "pre" and ours.config.n_head == shape["n_head"]
     assert_same_logits(hf, ours)
 
@@ -80,7 +81,7 @@ def test_gpt2_layout_loads_with_the_same_logits(tmp_path, shape, safe):
 def test_gpt1_loads_with_the_same_logits(tmp_path, shape):
     hf = perturb_norms(hf_gpt1(**shape))
     hf.save_pretrained(tmp_path)
-    ours = GPT.from_pretrained(tmp_path)
+    ours = load_model(tmp_path)
     assert ours.config.ln_order == "post" and not hasattr(ours, "ln_f")
     assert_same_logits(hf, ours)
 
@@ -90,7 +91,7 @@ def test_greedy_generation_matches_transformers(tmp_path):
 
     hf = hf_gpt2(n_layer=2, n_embd=32, n_head=4)
     hf.save_pretrained(tmp_path)
-    ours = GPT.from_pretrained(tmp_path)
+    ours = load_model(tmp_path)
     prompt = torch.randint(0, 300, (1, 8))
     with torch.no_grad():
         expected = hf.generate(prompt, max_new_tokens=20, do_sample=False, pad_token_id=0)[0, 8:].tolist()
@@ -100,7 +101,7 @@ def test_greedy_generation_matches_transformers(tmp_path):
 
 def test_load_in_bf16_goes_straight_to_that_dtype(tmp_path):
     hf_gpt2(n_layer=1, n_embd=32, n_head=4).save_pretrained(tmp_path)
-    model = GPT.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    model = load_model(tmp_path, dtype=torch.bfloat16)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert not any(p.is_meta for p in model.parameters())
 
@@ -122,7 +123,7 @@ def test_round_trip_gptkit_hf_gptkit_is_exact(tmp_path, ln_order):
     torch.manual_seed(0)
     ours = GPT(GPTConfig.preset("tiny", vocab_size=300, ln_order=ln_order))
     export_hf(ours, None, tmp_path / "hf")
-    back = GPT.from_pretrained(tmp_path / "hf")
+    back = load_model(tmp_path / "hf")
     assert back.config.replace(embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0) == ours.config
     for name, tensor in ours.state_dict().items():
         assert torch.equal(back.state_dict()[name], tensor), name
@@ -164,19 +165,19 @@ def rewrite_weights(path, change):
 def test_missing_tensor_is_named_with_its_shape(tmp_path):
     rewrite_weights(saved_gpt2(tmp_path), lambda s: s.pop("transformer.h.0.mlp.c_fc.bias"))
     with pytest.raises(GptkitError, match=r"missing tensor h\.0\.mlp\.c_fc\.bias \[128\]"):
-        GPT.from_pretrained(tmp_path)
+        load_model(tmp_path)
 
 
 def test_extra_tensor_is_named(tmp_path):
     rewrite_weights(saved_gpt2(tmp_path), lambda s: s.update({"transformer.h.0.extra.weight": torch.zeros(3)}))
     with pytest.raises(GptkitError, match=r"unexpected tensor h\.0\.extra\.weight \[3\]"):
-        GPT.from_pretrained(tmp_path)
+        load_model(tmp_path)
 
 
 def test_misshaped_tensor_gives_both_shapes(tmp_path):
     rewrite_weights(saved_gpt2(tmp_path), lambda s: s.update({"transformer.wpe.weight": torch.zeros(10, 32)}))
     with pytest.raises(GptkitError, match=r"tensor wpe\.weight has shape \[10, 32\], expected \[64, 32\]"):
-        GPT.from_pretrained(tmp_path)
+        load_model(tmp_path)
 
 
 def test_unknown_model_type_lists_the_supported_ones(tmp_path):
@@ -184,7 +185,7 @@ def test_unknown_model_type_lists_the_supported_ones(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
     with pytest.raises(GptkitError, match="model_type 'llama' is not supported; supported: gpt2, openai-gpt"):
-        GPT.from_pretrained(tmp_path)
+        load_model(tmp_path)
 
 
 def test_truncated_safetensors_is_reported(tmp_path):
@@ -192,7 +193,7 @@ def test_truncated_safetensors_is_reported(tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(GptkitError, match="truncated or corrupt"):
-        GPT.from_pretrained(tmp_path)
+        load_model(tmp_path)
 
 
 def test_truncated_bin_is_reported(tmp_path):
@@ -200,4 +201,4 @@ def test_truncated_bin_is_reported(tmp_path):
     weights = tmp_path / "pytorch_model.bin"
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(GptkitError, match="truncated or corrupt"):
-        GPT.from_pretrained(tmp_path)
+        load_model(tmp_path)

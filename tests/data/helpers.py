@@ -6,14 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gptkit.data import open_shard, read_meta
+from gptkit.data import Corpus, open_shard
 from gptkit.tokenizer import Tokenizer
 
 
 def split_tokens(data_dir: str | Path, split: str) -> np.ndarray:
     """All tokens of ``split``, its shards concatenated in order."""
-    meta = read_meta(data_dir)
-    shards = [np.asarray(open_shard(Path(data_dir) / name)) for name in meta["splits"][split]["shards"]]
+    shards = [np.asarray(open_shard(path)) for path, _ in Corpus(data_dir).shards(split)]
     return np.concatenate(shards).astype(np.int64) if shards else np.zeros(0, dtype=np.int64)
 
 

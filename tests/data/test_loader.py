@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from gptkit.data import (
+    Corpus,
     Document,
     WindowLoader,
     prepare,
@@ -21,6 +22,8 @@ from gptkit.data import (
 )
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
+
+from .helpers import split_tokens
 
 
 def make_data_dir(path, splits: dict[str, list[np.ndarray]], vocab_size: int = 1000):
@@ -186,6 +189,9 @@ def test_not_a_prepared_directory(tmp_path):
     with pytest.raises(GptkitError, match="not a prepared data directory"):
         WindowLoader(tmp_path, "train", block_size=8, batch_size=1)
     (tmp_path / "meta.json").write_text("{broken")
+    with pytest.raises(GptkitError, match="not valid JSON"):
+        read_meta(tmp_path)
+    (tmp_path / "meta.json").write_text('{"splits": 3}')
     with pytest.raises(GptkitError, match="corrupt"):
         read_meta(tmp_path)
 
@@ -219,3 +225,65 @@ def test_unigram_entropy_of_an_empty_split_is_an_error(tmp_path):
     data_dir = make_data_dir(tmp_path, {"train": [np.array([0, 1, 2])], "val": []}, vocab_size=5)
     with pytest.raises(GptkitError, match="no 'val' tokens"):
         unigram_entropy(data_dir)
+
+
+# ---- several directories as one corpus; damaged shards -------------------------------------------
+
+
+def prepared_dir(path, text: str, tok: Tokenizer, **kwargs):
+    prepare([("train", Document(text, "t")), ("val", Document(text[::-1], "v"))], tok, path, progress=False, **kwargs)
+    return path
+
+
+def test_several_directories_are_one_corpus(tmp_path):
+    tok = Tokenizer.char("abcdefgh \n")
+    a = prepared_dir(tmp_path / "a", "abc def\n" * 40, tok, shard_tokens=100)
+    b = prepared_dir(tmp_path / "b", "gh gh\n" * 50, tok)
+    alone = [WindowLoader(d, "train", block_size=16, batch_size=4) for d in (a, b)]
+    both = WindowLoader([a, b], "train", block_size=16, batch_size=512, seed=0)
+    assert len(both) == sum(len(x) for x in alone) and len(both.shards) == len(alone[0].shards) + 1
+    firsts = {tok.decode([t]) for t in both.next_batch()[0][:, 0].tolist()}
+    assert {"a", "g"} <= firsts  # windows from both directories
+    corpus = Corpus([a, b])
+    assert corpus.has("val") and corpus.tokenizer.encode("gh") == tok.encode("gh")
+    train, val = (np.concatenate([split_tokens(d, split) for d in (a, b)]) for split in ("train", "val"))
+    counts = np.bincount(train, minlength=tok.vocab_size) + 1.0  # one distribution over the whole corpus
+    assert unigram_entropy(corpus) == pytest.approx(-np.log(counts / counts.sum())[val].mean())
+
+
+def test_directories_of_different_tokenizers_are_refused(tmp_path):
+    a = prepared_dir(tmp_path / "a", "abc abc", Tokenizer.char("abc "))
+    b = prepared_dir(tmp_path / "b", "abd abd", Tokenizer.char("abd "))  # same size, other characters
+    c = prepared_dir(tmp_path / "c", "abcd abcd", Tokenizer.char("abcd "))
+    with pytest.raises(GptkitError, match=f"{b} was prepared with another tokenizer than {a}"):
+        Corpus([a, b])
+    with pytest.raises(GptkitError, match="has a vocabulary of 7, .* one of 6"):
+        Corpus([a, c])
+
+
+def test_out_of_vocabulary_ids_are_a_clear_error_naming_the_shard(tmp_path):
+    data_dir = make_data_dir(tmp_path, {"train": [np.arange(50)], "val": [np.arange(50)]}, vocab_size=1000)
+    path = data_dir / "train-00000.bin"
+    tokens = np.arange(50, dtype="<u2")
+    tokens[30] = 4000  # a valid header, a corrupt id
+    path.write_bytes(path.read_bytes()[:64] + tokens.tobytes())
+    loader = WindowLoader(data_dir, "train", block_size=8, batch_size=64, seed=0)
+    with pytest.raises(GptkitError, match=r"shard .*train-00000.bin holds token id 4,000, outside the vocabulary of 1,000"):
+        loader.next_batch()
+    with pytest.raises(GptkitError, match="train-00000.bin holds token id 4,000"):
+        unigram_entropy(data_dir)
+
+
+def test_a_shard_that_disagrees_with_meta_is_refused(tmp_path):
+    data_dir = prepared_dir(tmp_path / "d", "abc " * 30, Tokenizer.char("abc "))
+    meta = json.loads((data_dir / "meta.json").read_text())
+    meta["splits"]["train"]["shards"][0]["tokens"] += 1
+    (data_dir / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(GptkitError, match=r"holds 121 tokens, meta.json records 122"):
+        WindowLoader(data_dir, "train", block_size=8, batch_size=1)
+
+
+def test_a_meta_json_of_version_1_is_still_read(tmp_path):
+    data_dir = make_data_dir(tmp_path, {"train": [np.arange(30)]})  # lists shard names only, as version 1 did
+    assert read_meta(data_dir)["splits"]["train"]["shards"] == [{"name": "train-00000.bin"}]
+    assert len(WindowLoader(data_dir, "train", block_size=8, batch_size=1)) == 22

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
 import numpy as np
 import pytest
 
-from gptkit.data import Document, prepare, prepare_files, read_meta
-from gptkit.data.prepare import iter_texts, split_files
+from gptkit.data import Document, iter_texts, plan_inputs, prepare, prepare_files, read_meta
+from gptkit.data.plan import validation_flags
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import EOT, Tokenizer
 
@@ -74,11 +75,14 @@ def test_meta_json(tmp_path, char_tok):
     returned = prepare(docs, char_tok, tmp_path, progress=False)
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta == returned
+    train_sha = hashlib.sha256(np.array([0, *char_tok.encode("abc"), 0, *char_tok.encode("de")], "<u2").tobytes())
     assert meta == {
-        "format": "gptkit-shards", "version": 1, "vocab_size": char_tok.vocab_size, "eot_id": char_tok.eot_id,
+        "format": "gptkit-shards", "version": 2, "vocab_size": char_tok.vocab_size, "eot_id": char_tok.eot_id,
         "dtype": "uint16",
-        "splits": {"train": {"shards": ["train-00000.bin"], "tokens": 7, "documents": 2},
-                   "val": {"shards": ["val-00000.bin"], "tokens": 2, "documents": 1}},
+        "splits": {"train": {"shards": [{"name": "train-00000.bin", "tokens": 7, "sha256": train_sha.hexdigest()}],
+                             "tokens": 7, "documents": 2, "bytes": 5},
+                   "val": {"shards": [{"name": "val-00000.bin", "tokens": 2, "sha256": meta["splits"]["val"]["shards"][0]["sha256"]}],
+                           "tokens": 2, "documents": 1, "bytes": 1}},
     }
     assert read_meta(tmp_path) == meta
     # The tokenizer is saved beside the shards so training and sampling use the same one.
@@ -97,7 +101,7 @@ def test_a_vocabulary_over_65536_writes_uint32(tmp_path):
 
 def test_no_validation_split(tmp_path, char_tok):
     meta = prepare([("train", Document("abc", "a"))], char_tok, tmp_path, progress=False)
-    assert meta["splits"]["val"] == {"shards": [], "tokens": 0, "documents": 0}
+    assert meta["splits"]["val"] == {"shards": [], "tokens": 0, "documents": 0, "bytes": 0}
 
 
 # ---- shards -------------------------------------------------------------------------------------
@@ -112,8 +116,8 @@ def test_small_shards_concatenate_to_the_single_shard(tmp_path, char_tok):
     for split in ("train", "val"):
         info = many["splits"][split]
         assert len(info["shards"]) == -(-info["tokens"] // 100) > 2
-        assert info["shards"] == [f"{split}-{i:05d}.bin" for i in range(len(info["shards"]))]
-        sizes = [len(np.fromfile(tmp_path / "many" / s, dtype=np.uint8)) for s in info["shards"]]
+        assert [s["name"] for s in info["shards"]] == [f"{split}-{i:05d}.bin" for i in range(len(info["shards"]))]
+        sizes = [(tmp_path / "many" / s["name"]).stat().st_size for s in info["shards"]]
         assert sizes[:-1] == [64 + 2 * 100] * (len(sizes) - 1)  # every shard but the last is full
         assert info["tokens"] == one["splits"][split]["tokens"]
         assert info["documents"] == one["splits"][split]["documents"]
@@ -121,8 +125,8 @@ def test_small_shards_concatenate_to_the_single_shard(tmp_path, char_tok):
 
 
 def test_two_workers_write_byte_identical_shards(tmp_path):
-    tok = Tokenizer.gpt2()  # the real tokenizer crosses the process boundary (pickled into spawned workers)
-    texts = make_docs(300)  # several chunks of 64 documents
+    tok = Tokenizer.gpt2()
+    texts = make_docs(300)
     paths = write_files(tmp_path / "in", texts)
     kwargs = dict(val_fraction=0.1, seed=3, shard_tokens=1000, progress=False)
     m1 = prepare_files([str(tmp_path / "in")], tok, tmp_path / "w1", workers=1, **kwargs)
@@ -202,7 +206,8 @@ def test_jsonl_documents_are_split_whole(tmp_path, char_tok):
 
 def test_the_split_is_seeded(tmp_path):
     files = write_files(tmp_path / "in", make_docs(30))
-    pick = lambda seed: [d.text for s, d in split_files(files, 0.2, seed) if s == "val"]  # noqa: E731
+    plan = plan_inputs([str(f) for f in files])
+    pick = lambda seed: ["".join(d.pieces()) for s, d in plan.split(0.2, seed) if s == "val"]  # noqa: E731
     assert pick(0) == pick(0)
     assert len(pick(0)) == 6
     assert len({tuple(pick(s)) for s in range(5)}) > 1
@@ -211,7 +216,7 @@ def test_the_split_is_seeded(tmp_path):
 @pytest.mark.parametrize("n, fraction, n_val", [(2, 0.05, 1), (3, 0.5, 2), (10, 0.99, 9), (10, 0, 0), (10, 0.25, 2)])
 def test_validation_document_count(tmp_path, n, fraction, n_val):
     files = write_files(tmp_path / "in", [f"doc{i}" for i in range(n)])
-    splits = [s for s, _ in split_files(files, fraction)]
+    splits = [s for s, _ in plan_inputs([str(f) for f in files]).split(fraction)]
     assert splits.count("val") == n_val and splits.count("train") == n - n_val
 
 
@@ -317,3 +322,74 @@ def test_a_char_corpus_spelling_end_of_text_has_no_unknown_tokens(tmp_path):
     assert tokens == [tok.eot_id, *tok.encode(text, allow_special=False)]
     assert tok.special_tokens["<|unk|>"] not in tokens and tokens.count(tok.eot_id) == 1
     assert tok.decode(tokens[1:]) == text
+
+
+# ---- settings, parts, the validation draw ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(shard_tokens=0), "--shard-tokens must be at least 1, got 0"),
+    (dict(workers=0), "--workers must be at least 1, got 0"),
+    (dict(val_fraction=-1), r"--val-fraction must be at least 0 and below 1 \(e.g. 0.05\), got -1"),
+    (dict(val_fraction=1.0), "--val-fraction must be"),
+    (dict(val_fraction=float("nan")), "--val-fraction must be"),
+    (dict(part="3/2"), "--part must be I/N"),
+    (dict(part="0/4"), "--part must be I/N"),
+    (dict(part="half"), "--part must be I/N"),
+])
+def test_bad_settings_are_refused_before_an_earlier_output_is_touched(tmp_path, char_tok, settings, message):
+    write_files(tmp_path / "in", ["some text"])
+    prepare_files([str(tmp_path / "in")], char_tok, tmp_path / "out", val_fraction=0, progress=False)
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    with pytest.raises(GptkitError, match=message):
+        prepare_files([str(tmp_path / "in")], char_tok, tmp_path / "out", progress=False, **settings)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+
+
+def test_parts_are_disjoint_and_together_the_whole_corpus_in_order(tmp_path):
+    texts = make_docs(23)
+    write_files(tmp_path / "in", texts[:5])
+    write_jsonl(tmp_path / "in" / "rest.jsonl", [{"text": t} for t in texts[5:]])
+    for n in (1, 2, 3, 7, 23):
+        plans = [plan_inputs([str(tmp_path / "in")], part=f"{i}/{n}") for i in range(1, n + 1)]
+        assert ["".join(d.pieces()) for plan in plans for d in plan.read()] == texts
+        assert max(p.documents for p in plans) - min(p.documents for p in plans) <= 1
+    with pytest.raises(GptkitError, match="part 1/24 holds no documents: the inputs have only 23; use at most 23 parts"):
+        plan_inputs([str(tmp_path / "in")], part="1/24")
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 97, 1000])
+@pytest.mark.parametrize("k", [1, 2, 9])
+def test_exactly_k_documents_are_held_out_spread_over_the_corpus(n, k):
+    if k > n:
+        return
+    flags = list(validation_flags(n, k, seed=5))
+    picked = [i for i, f in enumerate(flags) if f]
+    assert len(flags) == n and len(picked) == k
+    assert all(j * n // k <= i < (j + 1) * n // k + 1 for j, i in enumerate(picked))  # one in each k-th of the corpus
+    assert flags == list(validation_flags(n, k, seed=5))
+
+
+def test_a_single_document_without_line_breaks_is_cut_between_characters(tmp_path, char_tok):
+    text = "床前明月光" * 400  # three bytes a character, no line break: cut inside the last tenth's first half
+    (path,) = write_files(tmp_path / "in", [text])
+    prepare_files([str(path)], char_tok, tmp_path / "out", val_fraction=0.1, progress=False)
+    (train,) = split_documents(tmp_path / "out", "train", char_tok)
+    (val,) = split_documents(tmp_path / "out", "val", char_tok)
+    assert train + val == text and 0.04 < len(val) / len(text) < 0.06
+
+
+def test_meta_records_a_checksum_of_every_shard(tmp_path, char_tok):
+    meta = prepare_files([str(p) for p in write_files(tmp_path / "in", make_docs(40))], char_tok, tmp_path / "out",
+                         shard_tokens=150, progress=False)
+    for info in meta["splits"].values():
+        for shard in info["shards"]:
+            data = (tmp_path / "out" / shard["name"]).read_bytes()[64:]
+            assert hashlib.sha256(data).hexdigest() == shard["sha256"] and len(data) == 2 * shard["tokens"]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no state or temporary files
+
+
+def test_progress_shows_rate_tokens_and_documents(tmp_path, char_tok, capsys):
+    prepare_files([str(p) for p in write_files(tmp_path / "in", make_docs(5))], char_tok, tmp_path / "out")
+    err = capsys.readouterr().err
+    assert "tokenizing" in err and "B/s" in err and "tokens" in err and "documents" in err

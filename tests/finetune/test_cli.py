@@ -48,7 +48,8 @@ def test_fine_tuning_learns_and_the_lm_loss_term_counts(task_files, base_model, 
 
     def losses(lm_coef):
         out = tmp_path / str(lm_coef)
-        finetune(FinetuneConfig("classify", str(base_model), str(small), str(small), str(out), lm_coef=lm_coef,
+        finetune(FinetuneConfig(task="classify", init_from=str(base_model), train=str(small), valid=str(small), out=str(out),
+                                lm_coef=lm_coef,
                                 lr=1e-2, batch_size=16, epochs=30, eval_every=30), progress=False)
         return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -59,15 +60,17 @@ def test_fine_tuning_learns_and_the_lm_loss_term_counts(task_files, base_model, 
 
 def test_early_stopping_stops_when_the_metric_does_not_improve(task_files, base_model, tmp_path):
     train, valid = task_files["classify"]
-    report = finetune(FinetuneConfig("classify", str(base_model), str(train), str(valid), str(tmp_path), lr=1e-12,
+    report = finetune(FinetuneConfig(task="classify", init_from=str(base_model), train=str(train), valid=str(valid),
+                                     out=str(tmp_path), lr=1e-12,
                                      batch_size=16, epochs=10, eval_every=2, patience=2), progress=False)
     assert report["stopped_early"] and [r["step"] for r in report["history"]] == [2, 4, 6]
 
 
 def test_lr_schedule_is_linear_warmup_then_linear_decay(task_files, base_model, tmp_path):
     train, valid = task_files["classify"]
-    report = finetune(FinetuneConfig("classify", str(base_model), str(train), str(valid), str(tmp_path), lr=1e-3,
-                                     batch_size=16, epochs=2, warmup=0.25), progress=False)
+    report = finetune(FinetuneConfig(task="classify", init_from=str(base_model), train=str(train), valid=str(valid),
+                                     out=str(tmp_path), lr=1e-3,
+                                     batch_size=16, epochs=2, warmup_steps=2), progress=False)
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert report["best"] is not None
     assert lrs == pytest.approx([1e-3 * f for f in (1 / 2, 1, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6)])  # 0 at step 8

@@ -16,18 +16,23 @@ from tests.conftest import tiny_model
 GREEDY = SamplingConfig(max_new_tokens=40, temperature=0, stop_at_eot=False)
 
 
-def test_kv_cache_gives_the_same_greedy_tokens_as_no_cache(variant_model):
+STEPS = {"eager": False, "graph-twin": True}  # the CPU step, and the static one CUDA captures as a graph
+
+
+@pytest.mark.parametrize("static", list(STEPS.values()), ids=list(STEPS))
+def test_kv_cache_gives_the_same_greedy_tokens_as_no_cache(variant_model, static):
     prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13]]
-    with_cache = generate_ids(variant_model, prompts, GREEDY, eot_id=0, use_cache=True)
+    with_cache = generate_ids(variant_model, prompts, GREEDY, eot_id=0, static=static)
     without = generate_ids(variant_model, prompts, GREEDY, eot_id=0, use_cache=False)
     assert with_cache == without
     assert all(len(row) == 40 for row in with_cache)
 
 
-def test_batched_generation_equals_one_prompt_at_a_time(variant_model):
+@pytest.mark.parametrize("static", list(STEPS.values()), ids=list(STEPS))
+def test_batched_generation_equals_one_prompt_at_a_time(variant_model, static):
     prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13]]
-    batched = generate_ids(variant_model, prompts, GREEDY, eot_id=0)
-    assert batched == [generate_ids(variant_model, [p], GREEDY, eot_id=0)[0] for p in prompts]
+    batched = generate_ids(variant_model, prompts, GREEDY, eot_id=0, static=static)
+    assert batched == [generate_ids(variant_model, [p], GREEDY, eot_id=0, static=static)[0] for p in prompts]
 
 
 def test_sampling_is_reproducible_with_a_seed():
@@ -38,10 +43,13 @@ def test_sampling_is_reproducible_with_a_seed():
     assert a != generate_ids(model, [[1, 2, 3]], SamplingConfig(**{**cfg.__dict__, "seed": 4}), eot_id=0)
 
 
-def test_generation_slides_past_the_context_length():
-    model = tiny_model()  # context 64
-    out = generate_ids(model, [[1] * 60], SamplingConfig(max_new_tokens=100, temperature=0, stop_at_eot=False), 0)
-    assert len(out[0]) == 100
+@pytest.mark.parametrize("static", list(STEPS.values()), ids=list(STEPS))
+def test_generation_slides_past_the_context_length(static):
+    model = tiny_model()  # context 64: the window slides twice
+    cfg = SamplingConfig(max_new_tokens=100, temperature=0, stop_at_eot=False)
+    out = generate_ids(model, [list(range(1, 61)), [3, 4]], cfg, 0, static=static)
+    assert [len(row) for row in out] == [100, 100]
+    assert out == generate_ids(model, [list(range(1, 61)), [3, 4]], cfg, 0, use_cache=False)
 
 
 def test_stops_at_end_of_text():
@@ -77,8 +85,15 @@ def test_top_p_keeps_the_smallest_nucleus():
 
 def test_repetition_penalty_lowers_positive_and_negative_logits():
     logits = torch.tensor([[2.0, -2.0, 1.0]])
-    out = apply_repetition_penalty(logits, torch.tensor([[0, 1]]), 2.0)
+    out = apply_repetition_penalty(logits, torch.tensor([[True, True, False]]), 2.0)
     assert out.tolist() == [[1.0, -4.0, 1.0]]  # -2 / 2 would have made token 1 more likely
+
+
+def test_repetition_penalty_ignores_the_padding_of_shorter_prompts():
+    model = tiny_model()
+    cfg = SamplingConfig(max_new_tokens=20, temperature=0, repetition_penalty=1.5, stop_at_eot=False)
+    prompts = [[5, 6, 7, 8, 9, 10], [0, 12]]  # 0 is the padding token and also a real token of row 2
+    assert generate_ids(model, prompts, cfg, eot_id=0) == [generate_ids(model, [p], cfg, eot_id=0)[0] for p in prompts]
 
 
 def test_temperature_scales_logits():

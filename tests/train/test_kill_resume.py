@@ -2,11 +2,9 @@
 uninterrupted run: the real CLI in real processes, no simulated crash."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,44 +13,61 @@ from gptkit.train.plot import read_metrics
 
 pytestmark = pytest.mark.slow
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+STEPS, SAVE_EVERY, KILL_AT = 60, 20, 30
+CHECKPOINT = KILL_AT // SAVE_EVERY * SAVE_EVERY  # the newest checkpoint when the run is killed
+
+# `gptkit pretrain`, except that before step KILL_AT + 1 it says so and waits to be killed: the kill
+# lands between two checkpoints however busy the machine is, never after the run has finished.
+PAUSED_RUN = f"""
+import sys, threading
+from gptkit.train import Trainer
+step = Trainer.train_step
+def train_step(self):
+    if self.step == {KILL_AT}:
+        print("paused", flush=True)
+        threading.Event().wait()
+    return step(self)
+Trainer.train_step = train_step
+from gptkit.cli.main import main
+main()
+"""
 
 
-def gptkit(*args) -> list[str]:
-    return [sys.executable, "-m", "gptkit", "pretrain", "--quiet", *args]
+def gptkit(*args, paused: bool = False) -> list[str]:
+    start = ["-c", PAUSED_RUN] if paused else ["-m", "gptkit"]
+    return [sys.executable, *start, "pretrain", "--quiet", *args]
 
 
 def losses(run: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_metrics(run / "metrics.jsonl")}  # may be mid-write
+    return {r["step"]: r["loss"] for r in read_metrics(run / "metrics.jsonl")}
 
 
 def test_sigkill_then_resume_reproduces_every_loss(char_data, tmp_path):
-    args = ["--preset", "tiny", "--data", char_data, "--max-steps", "300", "--batch-size", "16",
-            "--block-size", "64", "--dropout", "0.1", "--save-every", "25", "--eval-every", "100",
+    args = ["--preset", "tiny", "--data", char_data, "--max-steps", str(STEPS), "--batch-size", "16",
+            "--block-size", "64", "--dropout", "0.1", "--save-every", str(SAVE_EVERY), "--eval-every", "25",
             "--sample-tokens", "0", "--seed", "7"]
     full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run(gptkit(*args, "--out", str(full)), env=ENV, check=True, capture_output=True)
-
-    proc = subprocess.Popen(gptkit(*args, "--out", str(killed)), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill between two checkpoints, after at least one
-        if (killed / "latest").exists() and len(losses(killed)) >= 60:
-            break
-        time.sleep(0.01)
+    # The uninterrupted run beside the one to kill: two cores, two processes.
+    reference = subprocess.Popen(gptkit(*args, "--out", str(full)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(gptkit(*args, "--out", str(killed), paused=True), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    paused = proc.stdout.readline()
     proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    assert len(losses(killed)) < 300
+    _, errors = proc.communicate()
+    assert paused == "paused\n" and proc.returncode == -signal.SIGKILL, errors
+    assert sorted(losses(killed)) == list(range(1, KILL_AT + 1))
 
     # Mark what the killed run logged: a resumed run keeps the steps up to its checkpoint and redoes
     # the rest, where a fresh start would rewrite them all.
     records = read_metrics(killed / "metrics.jsonl")
     (killed / "metrics.jsonl").write_text("".join(json.dumps({**r, "before_kill": True}) + "\n" for r in records))
-    checkpoint_step = int((killed / "latest").read_text().strip().removeprefix("step-"))
+    assert int((killed / "latest").read_text().strip().removeprefix("step-")) == CHECKPOINT
 
-    subprocess.run(gptkit(*args, "--out", str(killed), "--resume"), env=ENV, check=True, capture_output=True)
+    subprocess.run(gptkit(*args, "--out", str(killed), "--resume"), check=True, capture_output=True)
+    _, errors = reference.communicate()
+    assert reference.returncode == 0, errors
     a, b = losses(full), losses(killed)
-    assert sorted(a) == sorted(b) == list(range(1, 301))
+    assert sorted(a) == sorted(b) == list(range(1, STEPS + 1))
     assert max(abs(a[s] - b[s]) for s in a) < 1e-5
     kept = [r["step"] for r in read_metrics(killed / "metrics.jsonl") if r.get("before_kill")]
-    assert kept == list(range(1, checkpoint_step + 1)) and 0 < checkpoint_step < 300
+    assert kept == list(range(1, CHECKPOINT + 1))

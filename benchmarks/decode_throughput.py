@@ -1,0 +1,219 @@
+"""Decoding throughput of gptkit beside transformers, measured in one run on the same weights.
+
+    python benchmarks/decode_throughput.py                    # CPU: GPT-2 124M, batch 1, 4, 16
+    bash benchmarks/decode_gpu.sh                             # CUDA: 124M batch 1-32, gpt2-xl batch 1
+
+The weights are random GPT-2 weights that transformers builds the way ../shared/peers/bench.py
+hf-decode builds them (seeded, SDPA attention, no dropout); they are saved once and gptkit loads the
+same files, so both decode the same model. Greedy decoding of random 32-token prompts; a figure is
+new tokens / s over whole generate calls (prefill included), after a warm-up, averaged over two
+calls, as the peer script times transformers. Rounds alternate the systems, so background load hits
+them alike; the table gives each system's median round. Time to first token is one prefill of a
+``--ttft-prompt``-token prompt plus the first sampled token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gptkit.checkpoint import load_model
+from gptkit.device import resolve_device
+from gptkit.inference import SamplingConfig, generate_ids, generate_tokens
+from gptkit.inference.precision import describe, pick_precision
+from gptkit.model.quantize import quantize_int8
+
+SHAPES = {"124M": (12, 768, 12), "355M": (24, 1024, 16), "774M": (36, 1280, 20), "1558M": (48, 1600, 25)}
+
+
+def hf_model(size: str):
+    """transformers' GPT-2 of this size with seeded random weights, fp32 on the CPU."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    n_layer, n_embd, n_head = SHAPES[size]
+    cfg = GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=1024, vocab_size=50257,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(0)
+    try:
+        return GPT2LMHeadModel(cfg, attn_implementation="sdpa").eval()
+    except TypeError:  # transformers 5 takes no attn_implementation here (and picks SDPA itself)
+        return GPT2LMHeadModel(cfg).eval()
+
+
+def seconds_per_call(fn, cuda: bool, calls: int = 2) -> float:
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / calls
+
+
+class Transformers:
+    def __init__(self, model, static: bool = False):
+        self.model, self.static = model, static
+
+    def generate(self, ids: torch.Tensor, new_tokens: int) -> list[list[int]]:
+        kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+        if self.static:
+            kw["cache_implementation"] = "static"
+        with torch.no_grad():
+            return self.model.generate(ids, **kw)[:, ids.shape[1]:].tolist()
+
+
+class Gptkit:
+    def __init__(self, model):
+        self.model = model
+
+    def generate(self, ids: torch.Tensor, new_tokens: int) -> list[list[int]]:
+        cfg = SamplingConfig(max_new_tokens=new_tokens, temperature=0, stop_at_eot=False)
+        return generate_ids(self.model, ids.tolist(), cfg, eot_id=None)
+
+    def first_token(self, ids: torch.Tensor) -> None:
+        next(generate_tokens(self.model, ids.tolist(), SamplingConfig(max_new_tokens=1, temperature=0), None)).tolist()
+
+
+def systems(size: str, device: torch.device, hf_static: bool) -> dict[str, object]:
+    """name -> system: transformers, and gptkit in every precision worth showing on this device,
+    loaded from the files transformers saved."""
+    cuda = device.type == "cuda"
+    hf_dtype = torch.bfloat16 if cuda else torch.float32  # as the peer script
+    hf = hf_model(size)
+    with tempfile.TemporaryDirectory() as shared:
+        hf.save_pretrained(shared)
+        found = {f"transformers {describe(hf_dtype, None)}": Transformers(hf.to(device, hf_dtype))}
+        for dtype, quantize in ([(torch.bfloat16, None), (torch.float32, None)] if cuda else
+                                [(torch.float32, None), (torch.bfloat16, None), (torch.float32, "int8")]):
+            default = " (default)" if (dtype, quantize) == pick_precision(device) else ""
+            model = load_model(shared, device, dtype)  # transformers saved no tokenizer
+            found[f"gptkit {describe(dtype, quantize)}{default}"] = Gptkit(quantize_int8(model) if quantize else model)
+    if hf_static:
+        found[f"transformers {describe(hf_dtype, None)}, static cache"] = Transformers(hf, static=True)
+    return found
+
+
+def agreement(a: list[list[int]], b: list[list[int]]) -> float:
+    pairs = [(x, y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)]
+    return sum(x == y for x, y in pairs) / len(pairs)
+
+
+def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[list[dict], list[dict]]:
+    cuda = device.type == "cuda"
+    found = systems(size, device, args.hf_static)
+    reference = next(iter(found))
+    rows = []
+    for batch in batches:
+        torch.manual_seed(batch)
+        ids = torch.randint(50257, (batch, args.prompt), device=device)
+        rates: dict[str, list[float]] = {name: [] for name in found}
+        tokens = {}
+        for name, system in found.items():  # warm-up, as the peer script: a short call, then a full one
+            system.generate(ids, 8)
+            tokens[name] = system.generate(ids, args.new_tokens)
+        for _ in range(args.rounds):
+            for name, system in found.items():
+                seconds = seconds_per_call(lambda: system.generate(ids, args.new_tokens), cuda)
+                rates[name].append(batch * args.new_tokens / seconds)
+        for name in found:
+            rows.append({"size": size, "batch": batch, "system": name, "tok_s": round(statistics.median(rates[name]), 1),
+                         "rounds": [round(r, 1) for r in rates[name]],
+                         "greedy_agreement_with_transformers": round(agreement(tokens[name], tokens[reference]), 3)})
+            print(json.dumps(rows[-1]), flush=True)
+    ttft = []
+    ids = torch.randint(50257, (1, args.ttft_prompt), device=device)
+    for name, system in found.items():
+        first = (lambda: system.generate(ids, 1)) if isinstance(system, Transformers) else (lambda: system.first_token(ids))
+        first()
+        ttft.append({"size": size, "system": name, "prompt": args.ttft_prompt,
+                     "ms": round(1000 * min(seconds_per_call(first, cuda, 1) for _ in range(3)), 1)})
+        print(json.dumps(ttft[-1]), flush=True)
+    return rows, ttft
+
+
+def table(rows: list[dict], ttft: list[dict]) -> str:
+    """Markdown: each system's tok/s, its ratio to transformers in the same run, time to first token."""
+    first = {(t["size"], t["system"]): t["ms"] for t in ttft}
+    lines = ["| model | batch | system | new tok/s | x transformers | first token (ms) |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        base = next(x["tok_s"] for x in rows if x["size"] == r["size"] and x["batch"] == r["batch"]
+                    and x["system"].startswith("transformers"))
+        ms = first.get((r["size"], r["system"]), "") if r["batch"] == 1 else ""
+        lines.append(f"| GPT-2 {r['size']} | {r['batch']} | {r['system']} | {r['tok_s']:,.1f} | {r['tok_s'] / base:.2f}x | {ms} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], size: str, title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for name in dict.fromkeys(r["system"] for r in rows):
+        points = [(r["batch"], r["tok_s"]) for r in rows if r["system"] == name and r["size"] == size]
+        ax.plot(*zip(*points), marker="o", linestyle="--" if name.startswith("transformers") else "-", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("new tokens / s")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs", nargs="+", default=None,
+                   help="SIZE:BATCHES, e.g. 124M:1,4,16 1558M:1 (default: 124M:1,4,16 on the CPU; 124M:1,8,32 1558M:1 on CUDA)")
+    p.add_argument("--prompt", type=int, default=32, help="Prompt tokens.")
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--ttft-prompt", type=int, default=1000)
+    p.add_argument("--hf-static", action="store_true", help="Also transformers' static cache (compiled on CUDA).")
+    p.add_argument("--out", help="Write the results as JSON here.")
+    p.add_argument("--plot", help="Plot tok/s against batch size (the first run's model) here.")
+    args = p.parse_args()
+
+    device = resolve_device(args.device)
+    runs = args.runs or (["124M:1,8,32", "1558M:1"] if device.type == "cuda" else ["124M:1,4,16"])
+    cpu = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
+    where = torch.cuda.get_device_name() if device.type == "cuda" else cpu
+    load_before = os.getloadavg()
+    rows, ttft = [], []
+    for run in runs:
+        size, batches = run.split(":")
+        got = measure(size, [int(b) for b in batches.split(",")], args, device)
+        rows += got[0]
+        ttft += got[1]
+    import transformers
+
+    result = {"device": where, "torch": torch.__version__, "transformers": transformers.__version__,
+              "threads": torch.get_num_threads(), "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
+              "prompt_tokens": args.prompt, "new_tokens": args.new_tokens, "rounds": args.rounds,
+              "default": describe(*pick_precision(device)), "rows": rows, "time_to_first_token": ttft}
+    print(table(rows, ttft))
+    print(f"load average before {load_before[0]:.2f}, after {result['load_avg_after'][0]:.2f}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if args.plot:
+        size = runs[0].split(":")[0]
+        plot(rows, size, f"GPT-2 {size} greedy decoding on {where}\n{args.prompt}-token prompts, {args.new_tokens} new tokens", args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""What each inference precision costs: perplexity on the bundled held-out plays, fp32 vs bf16 vs int8.
+
+    gptkit pretrain --max-steps 300 --out /tmp/ppl-model --quiet
+    python benchmarks/precision_perplexity.py /tmp/ppl-model --out benchmarks/results/precision_perplexity_cpu.json
+
+Perplexity only means something for a trained model, so give it one. Each play is scored whole with
+gptkit.eval.perplexity (sliding window, stride half the context); the change is relative to fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+
+import gptkit
+from gptkit.data import shakespeare_splits
+from gptkit.eval import perplexity
+
+PRECISIONS = {"fp32": {}, "bf16": {"dtype": torch.bfloat16}, "int8": {"quantize": "int8"}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="A trained model or run directory.")
+    p.add_argument("--out", help="Write the results as JSON here.")
+    args = p.parse_args()
+
+    plays = shakespeare_splits()["val"]
+    result = {"model": args.model, "plays": [d.source for d in plays], "precisions": {}}
+    for name, precision in PRECISIONS.items():
+        model, tokenizer = gptkit.load(args.model, **precision)
+        scores = [perplexity(model, tokenizer, d.text, batch_size=32) for d in plays]
+        nll, tokens = sum(s["nll"] for s in scores), sum(s["tokens"] for s in scores)
+        result["precisions"][name] = {"perplexity": math.exp(nll / tokens), "per_play": [s["perplexity"] for s in scores]}
+    exact = result["precisions"]["fp32"]["perplexity"]
+    print("| precision | perplexity (held-out plays) | change |\n| --- | --- | --- |")
+    for name, r in result["precisions"].items():
+        r["change"] = r["perplexity"] / exact - 1
+        print(f"| {name} | {r['perplexity']:.4f} | {r['change']:+.3%} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

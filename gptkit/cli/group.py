@@ -1,0 +1,39 @@
+"""The `gptkit` command group: every subcommand registers on ``cli``; errors become one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from gptkit.errors import GptkitError
+
+
+class Group(click.Group):
+    """Turns GptkitError into a one-line message and exit status 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GptkitError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except OSError as e:  # a path that cannot be read or written: name it, no traceback
+            where = f": {e.filename}" if e.filename else ""
+            click.echo(f"error: {e.strerror or e}{where}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="gptkit")
+def cli() -> None:
+    """gptkit: pretrain, sample from and inspect GPT-family models.
+
+    Run `gptkit pretrain` with no arguments to train a small model on the bundled Shakespeare.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("gptkit").setLevel(logging.INFO)  # our own notes; other libraries' only from warnings up

@@ -1,0 +1,235 @@
+"""Every command, driven in its own process with bad input of each kind a user can give: a hang, a
+silently wrong result, a corrupt or foreign file, text that is not UTF-8, a number out of range.
+Each must end within a bounded time with a non-zero exit and one line that names the problem.
+
+The processes are forked from a server that has imported gptkit and PyTorch once (multiprocessing's
+forkserver), so forty commands cost seconds rather than forty interpreter start-ups; each still has
+its own exit status, its own stdout and stderr, and is killed if it outlives the bound.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gptkit.checkpoint import resolve_model_dir
+from gptkit.data.shards import HEADER, HEADER_BYTES, MAGIC, VERSION
+
+BOUND_S = 90  # generous: a loaded CI machine is slow, a hang is forever
+LATIN1 = "caf\xe9 na\xefve".encode("latin-1")  # bytes that are not UTF-8
+FORKSERVER = mp.get_context("forkserver")
+FORKSERVER.set_forkserver_preload(["torch", "gptkit.cli.main", "gptkit.checkpoint", "gptkit.inference"])
+
+
+@dataclass
+class Result:
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+
+def _command(args: list[str], cwd: Path) -> None:
+    """The child: stdout and stderr to files, then the `gptkit` entry point as a user runs it."""
+    import torch
+
+    from gptkit.cli.main import main
+
+    os.chdir(cwd)
+    torch.set_num_threads(1)
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        os.dup2(os.open(cwd / f".{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+    sys.argv = ["gptkit", *args]
+    main()
+
+
+def gptkit(*args: str, cwd: Path) -> Result:
+    proc = FORKSERVER.Process(target=_command, args=(list(args), cwd))
+    proc.start()
+    proc.join(BOUND_S)
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join()
+        pytest.fail(f"gptkit {' '.join(args)} hung (no answer in {BOUND_S} s)")
+    return Result(proc.exitcode, (cwd / ".stdout").read_text(errors="replace"),
+                  (cwd / ".stderr").read_text(errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def model(trained_tiny, tmp_path_factory) -> Path:
+    """A small trained model directory (character vocabulary), copied so cases may break copies of it."""
+    out = tmp_path_factory.mktemp("model") / "model"
+    shutil.copytree(resolve_model_dir(trained_tiny), out)
+    (out / "training_state.safetensors").unlink()
+    return out
+
+
+def broken_copy(model: Path, tmp: Path, edit: Callable[[Path], None]) -> str:
+    target = tmp / "broken"
+    shutil.copytree(model, target)
+    edit(target)
+    return str(target)
+
+
+def flip_bytes(directory: Path) -> None:
+    """Set the exponent bits of a run of weights: finite floats become inf and nan, the size stays."""
+    path = directory / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-4096:] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+
+
+def set_config(**keys) -> Callable[[Path], None]:
+    def edit(directory: Path) -> None:
+        config = json.loads((directory / "config.json").read_text())
+        config.update(keys)
+        (directory / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    return edit
+
+
+def write(name: str, content: bytes | str) -> Callable[[Path], None]:
+    def edit(directory: Path) -> None:
+        (directory / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    return edit
+
+
+def out_of_vocabulary_shards(char_data: str, tmp: Path) -> str:
+    """A prepared directory whose header is valid but one token id is past the vocabulary."""
+    target = tmp / "data"
+    shutil.copytree(char_data, target)
+    shard = sorted(target.glob("train-*.bin"))[0]
+    raw = bytearray(shard.read_bytes())
+    _, _, itemsize, n, vocab = HEADER.unpack_from(raw)
+    assert raw[:8] == MAGIC
+    ids = np.frombuffer(raw, dtype=np.uint16 if itemsize == 2 else np.uint32, offset=HEADER_BYTES).copy()
+    ids[n // 2] = vocab + 5
+    shard.write_bytes(HEADER.pack(MAGIC, VERSION, itemsize, n, vocab).ljust(HEADER_BYTES, b"\0") + ids.tobytes())
+    return str(target)
+
+
+def run_dir_with(model: Path, tmp: Path, name: str, content: bytes) -> str:
+    """A training run directory whose ``name`` file holds ``content``."""
+    run = tmp / "run"
+    shutil.copytree(model, run / "checkpoints" / "step-0000001")
+    (run / "latest").write_text("step-0000001\n")
+    (run / "train_config.json").write_text(json.dumps({"preset": "tiny", "out": str(run)}))
+    (run / name).write_bytes(content)
+    return str(run)
+
+
+def text_file(tmp: Path, name: str, content: bytes | str) -> str:
+    path = tmp / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+TRAIN = ["--preset", "tiny", "--max-steps", "2", "--batch-size", "2", "--block-size", "16", "--sample-tokens", "0",
+         "--quiet"]
+
+# (id, builder(model dir, prepared data dir, tmp) -> argv, what the one-line message must say)
+CASES: list[tuple[str, Callable[[Path, str, Path], list[str]], str]] = [
+    # hangs
+    ("prepare-shard-tokens-0", lambda m, d, t: ["prepare", "--input", text_file(t, "a.txt", "hello world\n" * 50),
+                                                "--tokenizer", "char", "--out", str(t / "o"), "--shard-tokens", "0"],
+     "shard-tokens"),
+    ("pretrain-block-size-huge", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN,
+                                                  "--block-size", "100000"], "block-size"),
+    # silently wrong before
+    ("prepare-val-fraction-negative", lambda m, d, t: ["prepare", "--input", text_file(t, "a.txt", "hi\n" * 50),
+                                                       "--tokenizer", "char", "--out", str(t / "o"),
+                                                       "--val-fraction", "-1"], "val-fraction"),
+    # corrupt or foreign artifacts
+    ("shard-ids-out-of-vocabulary", lambda m, d, t: ["pretrain", "--data", out_of_vocabulary_shards(d, t),
+                                                     "--out", str(t / "r"), *TRAIN], "train-00000.bin"),
+    ("weights-inf-nan", lambda m, d, t: ["generate", "--model", broken_copy(m, t, flip_bytes), "--max-new-tokens", "4"],
+     "inf or nan"),
+    ("weights-truncated", lambda m, d, t: ["generate", "--model", broken_copy(m, t, write("model.safetensors", b"\x08")),
+                                           "--max-new-tokens", "4"], "truncated or corrupt"),
+    ("config-n-layer-word", lambda m, d, t: ["generate", "--model", broken_copy(m, t, set_config(n_layer="four"))],
+     "n_layer"),
+    ("config-n-head-zero", lambda m, d, t: ["info", "--model", broken_copy(m, t, set_config(n_head=0))], "n_head"),
+    ("config-missing-n-head", lambda m, d, t: ["info", "--model", broken_copy(m, t, set_config(n_head=None))], "n_head"),
+    ("config-json-array", lambda m, d, t: ["generate", "--model", broken_copy(m, t, write("config.json", "[1, 2]"))],
+     "config.json"),
+    ("config-not-json", lambda m, d, t: ["eval", "perplexity", "--model", broken_copy(m, t, write("config.json", "{oops")),
+                                         "--data", text_file(t, "p.txt", "to be")], "not valid JSON"),
+    # text that is not UTF-8
+    ("vocab-not-utf8", lambda m, d, t: ["generate", "--model", broken_copy(m, t, write("vocab.json", LATIN1))],
+     "vocab.json"),
+    ("tokenizer-config-not-utf8", lambda m, d, t: ["generate", "--model",
+                                                   broken_copy(m, t, write("tokenizer_config.json", LATIN1))],
+     "tokenizer_config.json"),
+    ("latest-not-utf8", lambda m, d, t: ["generate", "--model", run_dir_with(m, t, "latest", LATIN1)], "latest"),
+    ("train-config-not-json", lambda m, d, t: ["pretrain", "--out", run_dir_with(m, t, "train_config.json", b"{oops"),
+                                               "--resume"], "train_config.json"),
+    ("config-file-not-utf8", lambda m, d, t: ["pretrain", "--config", text_file(t, "run.yaml", LATIN1)], "UTF-8"),
+    ("task-yaml-not-utf8", lambda m, d, t: ["eval", "task", "--model", str(m), "--task",
+                                            text_file(t, "task.yaml", LATIN1)], "task.yaml"),
+    ("dialogues-not-utf8", lambda m, d, t: ["dialogue", "train", "--data", text_file(t, "d.txt", LATIN1),
+                                            "--out", str(t / "c")], "UTF-8"),
+    # numbers out of range
+    ("eval-batch-size-0", lambda m, d, t: ["eval", "perplexity", "--model", str(m), "--data",
+                                           text_file(t, "p.txt", "to be"), "--batch-size", "0"], "batch-size"),
+    ("predict-batch-size-0", lambda m, d, t: ["predict", "--model", str(m), "--input", text_file(t, "x.jsonl", "{}"),
+                                              "--batch-size", "0"], "batch-size"),
+    ("eval-limit-0", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", "shakespeare-cloze", "--limit", "0"],
+     "limit"),
+    ("pretrain-dropout-2", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN, "--dropout", "2"],
+     "dropout"),
+    ("pretrain-lr-nan", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN, "--lr", "nan"], "lr"),
+    ("pretrain-batch-size-0", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN,
+                                               "--batch-size", "0"], "batch-size"),
+    ("tokenizer-min-frequency-negative", lambda m, d, t: ["tokenizer", "train", "--input", text_file(t, "a.txt", "ab ab"),
+                                                          "--vocab-size", "300", "--min-frequency", "-1",
+                                                          "--out", str(t / "tok")], "min-frequency"),
+    ("tokenizer-vocab-size-huge", lambda m, d, t: ["tokenizer", "train", "--input", text_file(t, "a.txt", "ab ab"),
+                                                   "--vocab-size", "100000000000", "--out", str(t / "tok")],
+     "vocab-size"),
+    ("tokenizer-train-empty-file", lambda m, d, t: ["tokenizer", "train", "--input", text_file(t, "e.txt", ""),
+                                                    "--vocab-size", "300", "--out", str(t / "tok")], "empty"),
+    ("generate-temperature-nan", lambda m, d, t: ["generate", "--model", str(m), "--temperature", "nan"],
+     "temperature"),
+    ("generate-top-p-2", lambda m, d, t: ["generate", "--model", str(m), "--top-p", "2"], "top-p"),
+    ("generate-max-new-tokens-negative", lambda m, d, t: ["generate", "--model", str(m), "--max-new-tokens", "-3"],
+     "max-new-tokens"),
+    ("chat-num-hypotheses-0", lambda m, d, t: ["chat", "--model", str(m), "--num-hypotheses", "0"], "num-hypotheses"),
+    ("finetune-epochs-0", lambda m, d, t: ["finetune", "--model", str(m), "--task", "classify", "--train",
+                                           text_file(t, "a.jsonl", '{"text": "a", "label": "x"}\n'),
+                                           "--valid", str(t / "a.jsonl"), "--out", str(t / "ft"), "--epochs", "0"],
+     "epochs"),
+    ("dialogue-val-fraction-2", lambda m, d, t: ["dialogue", "train", "--val-fraction", "2", "--out", str(t / "c")],
+     "val-fraction"),
+    # things that are not there, or not what they should be
+    ("device-unknown", lambda m, d, t: ["generate", "--model", str(m), "--device", "tpu9"], "device"),
+    ("device-cuda-missing", lambda m, d, t: ["eval", "perplexity", "--model", str(m), "--data",
+                                             text_file(t, "p.txt", "to be"), "--device", "cuda"], "cuda"),
+    ("model-missing", lambda m, d, t: ["generate", "--model", str(t / "nope")], "nope"),
+    ("model-is-a-tokenizer", lambda m, d, t: ["generate", "--model", d], "no model"),
+    ("data-not-prepared", lambda m, d, t: ["pretrain", "--data", str(m), "--out", str(t / "r"), *TRAIN], "prepare"),
+    ("resume-before-first-checkpoint", lambda m, d, t: ["pretrain", "--out", str(t / "fresh"), "--resume"],
+     "without --resume"),
+    ("export-into-a-file", lambda m, d, t: ["export", "--model", str(m), "--out", text_file(t, "f", "x")], "f"),
+    ("preset-unknown", lambda m, d, t: ["info", "--preset", "gpt5"], "gpt5"),
+    ("eval-shots-word", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", "shakespeare-cloze",
+                                         "--shots", "few"], "shots"),
+]
+
+
+@pytest.mark.parametrize("build, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clean_line(build, fragment, model, char_data, tmp_path):
+    args = build(model, char_data, tmp_path)
+    result = gptkit(*args, cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode not in (0, None) and result.returncode > 0, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert lines and lines[-1].lower().startswith("error:"), result.stderr
+    assert fragment in lines[-1], lines[-1]

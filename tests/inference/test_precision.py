@@ -1,0 +1,89 @@
+"""Decoding fast: int8 and bf16 against fp32 on a trained model, rows that finish leaving the batch,
+and the --dtype / --quantize flags."""
+
+import logging
+
+import pytest
+import torch
+import torch.nn as nn
+from click.testing import CliRunner
+
+import gptkit
+from gptkit.cli.main import cli
+from gptkit.data import shakespeare_splits
+from gptkit.eval import perplexity
+from gptkit.inference import SamplingConfig, generate_ids
+from gptkit.inference.precision import pick_precision
+from gptkit.model import KVCache
+from gptkit.model.quantize import Int8Linear
+from tests.cli.test_cli import assert_clean_error
+from tests.conftest import tiny_model
+
+LOW_PRECISION = {"bf16": dict(dtype=torch.bfloat16), "int8": dict(quantize="int8")}
+
+
+def test_int8_linear_is_close_to_the_fp32_layer():
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 48)
+    x = torch.randn(5, 7, 64)
+    exact = layer(x)
+    assert (Int8Linear(layer.weight, layer.bias)(x) - exact).norm() / exact.norm() < 0.02
+
+
+@pytest.fixture(scope="module")
+def held_out(trained_tiny) -> tuple[str, list[int]]:
+    """A held-out play's opening (text), and its tokens for the trained model."""
+    text = shakespeare_splits()["val"][0].text[:12_000]
+    return text, gptkit.load(trained_tiny)[1].encode(text)
+
+
+@pytest.mark.parametrize("precision", list(LOW_PRECISION.values()), ids=list(LOW_PRECISION))
+def test_low_precision_keeps_perplexity_and_greedy_choices(trained_tiny, held_out, precision):
+    text, ids = held_out
+    exact, tok = gptkit.load(trained_tiny)
+    fast, _ = gptkit.load(trained_tiny, **precision)
+    ppl = [perplexity(m, tok, text, batch_size=32)["perplexity"] for m in (exact, fast)]
+    assert abs(ppl[1] / ppl[0] - 1) <= 0.01, ppl
+    with torch.inference_mode():  # the most likely next token at every position of the play's opening
+        windows = torch.tensor(ids[: 64 * 30]).view(30, 64)
+        agree = (exact(windows).argmax(-1) == fast(windows).argmax(-1)).float().mean()
+    assert agree >= 0.95
+    prompts = [ids[i: i + 20] for i in range(0, 2000, 200)]
+    cfg = SamplingConfig(max_new_tokens=20, temperature=0, stop_at_eot=False)
+    same = sum(a == b for a, b in zip(generate_ids(exact, prompts, cfg, tok.eot_id), generate_ids(fast, prompts, cfg, tok.eot_id)))
+    assert same >= len(prompts) // 2  # whole continuations; one flipped near-tie changes the rest of a row
+
+
+def test_rows_that_finish_leave_the_batch_and_the_others_are_unchanged(monkeypatch):
+    model = tiny_model()
+    prompts = [[5, 6, 7], [11, 12], [13], [20, 21, 22, 23]]
+    free = generate_ids(model, prompts, SamplingConfig(max_new_tokens=30, temperature=0, stop_at_eot=False), eot_id=0)
+    eot = free[0][2]  # the first row ends at its third token, the others later or never
+    kept = []
+    keep = KVCache.keep
+    monkeypatch.setattr(KVCache, "keep", lambda self, rows: (kept.append(rows.tolist()), keep(self, rows)))
+    cfg = SamplingConfig(max_new_tokens=30, temperature=0)
+    batched = generate_ids(model, prompts, cfg, eot)
+    assert batched == [generate_ids(model, [p], cfg, eot)[0] for p in prompts]
+    assert kept and len({len(row) for row in batched}) > 1
+
+
+def test_auto_precision_is_fast_where_it_keeps_quality():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert pick_precision(cpu) == (torch.float32, "int8")
+    assert pick_precision(cpu, exact=True) == (torch.float32, None)
+    assert pick_precision(cpu, "bf16") == (torch.bfloat16, None)
+    assert pick_precision(cpu, quantize="none") == (torch.float32, None)
+    assert pick_precision(cuda, "fp16", "none") == (torch.float16, None)
+
+
+def test_generate_says_which_precision_it_picked(trained_tiny, caplog):
+    run = CliRunner().invoke
+    with caplog.at_level(logging.INFO, logger="gptkit"):
+        result = run(cli, ["generate", "--model", trained_tiny, "--prompt", "O", "--max-new-tokens", "5", "--greedy"])
+    assert result.exit_code == 0, result.output
+    assert "fp32 with int8 weights (auto on cpu" in caplog.text
+    exact = run(cli, ["generate", "--model", trained_tiny, "--prompt", "O", "--max-new-tokens", "5", "--greedy",
+                      "--dtype", "fp32", "--quantize", "none"])
+    assert exact.exit_code == 0 and len(exact.stdout) == len(result.stdout)
+    assert_clean_error(run(cli, ["generate", "--model", trained_tiny, "--dtype", "bf16", "--quantize", "int8"]), "fp32")
