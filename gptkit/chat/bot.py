@@ -39,6 +39,7 @@ class Chatbot:
         self.history: list[str] = []
         self.hypotheses: list[Hypothesis] = []  # the last MMI ranking, best first
         self.turns = 0
+        self.unknown: set[str] = set()  # characters already reported as outside the vocabulary
 
     def reset(self) -> None:
         self.history = []
@@ -58,6 +59,7 @@ class Chatbot:
 
     def reply(self, text: str) -> Iterator[str]:
         """Pieces of the reply to ``text`` as they are decoded; the history records both turns."""
+        self.tokenizer.warn_unknown(text, self.unknown)
         self.history.append(" ".join(text.split()))
         source, prompt = self._source()
         sampling, eot = self._sampling(), self.tokenizer.eot_id

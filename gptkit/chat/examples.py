@@ -67,6 +67,21 @@ def encode_pair(tokenizer: Tokenizer, pair: Pair, cfg: ExampleConfig) -> tuple[l
     return encode_example(tokenizer, turns, loss_turns(len(turns), cfg))
 
 
+class _RememberingEncoder:
+    """A tokenizer that encodes each distinct turn once: a turn recurs as history in up to
+    ``max_history`` examples, and as the source of its own reply."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer, self.eot_id = tokenizer, tokenizer.eot_id
+        self.seen: dict[tuple[str, bool], list[int]] = {}
+
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        key = (text, allow_special)
+        if key not in self.seen:
+            self.seen[key] = self.tokenizer.encode(text, allow_special)
+        return self.seen[key]
+
+
 def build_examples(pairs: list[Pair], tokenizer: Tokenizer, cfg: ExampleConfig,
                    block_size: int) -> tuple[list[Example], int]:
     """Token examples of the pairs, and how many did not fit the context even with one history turn.
@@ -76,6 +91,7 @@ def build_examples(pairs: list[Pair], tokenizer: Tokenizer, cfg: ExampleConfig,
     """
     if tokenizer.eot_id is None:
         raise GptkitError("dialogue training needs an end-of-text token to join turns, which this vocabulary lacks")
+    tokenizer = _RememberingEncoder(tokenizer)
     examples, too_long = [], 0
     for pair in pairs:
         ids, labels = encode_pair(tokenizer, pair, cfg)

@@ -20,14 +20,15 @@ PREFILL_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, 
 
 
 class Decoder:
+    """Left-padded prompts (each at most the context long), prefilled, with their first token sampled.
+
+    ``static`` (default: on CUDA) attends over every cache slot so the step keeps its shapes, and is
+    captured as a CUDA graph where CUDA is present; otherwise the step reads only the filled slots,
+    and rows that finish are dropped from the batch.
+    """
+
     def __init__(self, model: GPT, prompts: list[list[int]], cfg: SamplingConfig, pad_id: int,
                  eot_id: int | None, use_cache: bool = True, static: bool | None = None):
-        """Left-pad the prompts (each at most the context long), prefill them and sample the first token.
-
-        ``static`` (default: on CUDA) attends over every cache slot so the step keeps its shapes, and
-        captures it as a CUDA graph where CUDA is present; otherwise the step reads only the filled
-        slots and rows that finish are dropped from the batch.
-        """
         device = model.wte.weight.device
         self.model, self.cfg, self.pad_id, self.eot_id = model, cfg, pad_id, eot_id
         self.static = device.type == "cuda" if static is None else static
@@ -55,34 +56,17 @@ class Decoder:
         self.graph = None
         self.prefill()
 
-    def pick(self, logits: torch.Tensor) -> torch.Tensor:
-        """The sampler: next-token logits (B, V) -> next tokens (B,); finished rows get padding."""
-        token = torch.where(self.finished, self.pad_id, sample(logits, self.cfg, self.generator, self.seen))
-        if self.eot_id is not None:
-            self.finished |= token == self.eot_id
-        if self.seen is not None:
-            self.seen.scatter_(1, token[:, None], True)
-        return token
-
-    def step(self) -> None:
-        """Feed the input token at slot ``pos`` and sample the next one: fixed shapes, no host sync."""
-        self.tokens.index_copy_(1, self.pos, self.token[:, None])
-        self.valid.index_fill_(1, self.pos, True)
-        logits = self.model(self.token[:, None], kv_cache=self.cache, input_pos=self.pos)[:, -1]  # (B, V)
-        self.pos += 1
-        self.token.copy_(self.pick(logits))
-
     def prefill(self) -> None:
         """Run the model over slots [0, end) (into an emptied cache) and sample the next token."""
         ids, mask = self.tokens[:, : self.end], self.valid[:, : self.end]
+        input_pos = None
+        if self.cache is not None:
+            self.cache.reset()
+            input_pos = torch.arange(self.end, device=ids.device)
         with sdpa_kernel(PREFILL_BACKENDS):
-            if self.cache is None:
-                logits = self.model(ids, mask)
-            else:
-                self.cache.reset()
-                logits = self.model(ids, mask, self.cache, torch.arange(self.end, device=ids.device))
+            hidden = self.model(ids, mask, self.cache, input_pos, return_hidden=True)  # (B, T, n_embd)
         self.pos.fill_(self.end)
-        self.token.copy_(self.pick(logits[:, -1]))
+        self.token.copy_(self.pick(self.model.lm_head(hidden[:, -1])))  # only the last position's logits
 
     def advance(self) -> None:
         """Feed the last sampled token, sample the next. Past the context the window slides: the
@@ -117,6 +101,25 @@ class Decoder:
                 self.step()  # recorded, not run
         else:
             self.graph.replay()
+
+    def step(self) -> None:
+        """Feed the input token at slot ``pos`` and sample the next one: fixed shapes, no host sync."""
+        self.tokens.index_copy_(1, self.pos, self.token[:, None])
+        self.valid.index_fill_(1, self.pos, True)
+        logits = self.model(self.token[:, None], kv_cache=self.cache, input_pos=self.pos)[:, -1]  # (B, V)
+        self.pos += 1
+        self.token.copy_(self.pick(logits))
+
+    def pick(self, logits: torch.Tensor) -> torch.Tensor:
+        """The sampler: next-token logits (B, V) -> next tokens (B,); finished rows get padding."""
+        rows = self.rows if len(self.rows) < self.batch_size else None  # some rows were dropped
+        token = sample(logits, self.cfg, self.generator, self.seen, rows, self.batch_size)
+        token = torch.where(self.finished, self.pad_id, token)
+        if self.eot_id is not None:
+            self.finished |= token == self.eot_id
+        if self.seen is not None:
+            self.seen.scatter_(1, token[:, None], True)
+        return token
 
     def output(self) -> torch.Tensor:
         """The last sampled token of each of the caller's rows, (B,); rows already dropped get padding."""

@@ -74,15 +74,17 @@ def process_logits(logits: torch.Tensor, cfg: SamplingConfig, seen: torch.Tensor
 
 
 def sample(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None,
-           seen: torch.Tensor | None = None) -> torch.Tensor:
+           seen: torch.Tensor | None = None, rows: torch.Tensor | None = None, batch_size: int = 0) -> torch.Tensor:
     """Next token ids (B,) from next-token logits (B, V); ``seen`` (B, V) marks tokens to penalize.
 
-    Sampling divides the probabilities by exponential noise and takes the argmax (the Gumbel-max
-    trick): the same distribution as multinomial, with no host synchronisation, so it can sit
-    inside a CUDA graph.
+    Sampling divides the probabilities by exponential noise and takes the argmax: the draws
+    torch.multinomial makes, without its host synchronisation, so it can sit inside a CUDA graph.
+    With ``rows`` (B,), these are those rows of a batch of ``batch_size``: noise is drawn for the
+    whole batch, so a row's draws do not depend on which other rows are still decoding.
     """
     logits = process_logits(logits, cfg, seen)
     if cfg.greedy:
         return logits.argmax(-1)
-    noise = torch.empty_like(logits).exponential_(generator=generator)
-    return (logits.softmax(-1) / noise).argmax(-1)
+    shape = (batch_size, logits.shape[1]) if rows is not None else logits.shape
+    noise = torch.empty(shape, device=logits.device).exponential_(generator=generator)
+    return (logits.softmax(-1) / (noise if rows is None else noise[rows])).argmax(-1)

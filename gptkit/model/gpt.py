@@ -79,7 +79,8 @@ class GPT(nn.Module):
         if config.ln_order == "pre":
             self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
         self.output: nn.Module | None = None  # an int8 output layer, set by gptkit.model.quantize
-        self.reset_parameters()
+        if self.wte.weight.device.type != "meta":  # shapes only (counting, loading): nothing to initialise
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """N(0, 0.02) weights, zero biases; GPT-2 scales residual projections by 1/sqrt(2 n_layer)."""
@@ -183,9 +184,14 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source) -
 
 
 def count_parameters(config: GPTConfig) -> int:
-    """Parameter count of a config, built on the meta device: no memory, even for 175B."""
-    with torch.device("meta"):
-        return GPT(config).num_parameters()
+    """Parameter count of a config, from the shapes above: instant and memory-free, even for 175B."""
+    C, bias = config.n_embd, int(config.bias)
+    layer_norm = C * (1 + bias)
+    attention = (3 * C * C + 3 * C * bias) + (C * C + C * bias)  # c_attn, c_proj
+    mlp = (4 * C * C + 4 * C * bias) + (4 * C * C + C * bias)  # c_fc, c_proj
+    positions = config.block_size * C if config.position == "learned" else 0
+    final_norm = layer_norm if config.ln_order == "pre" else 0
+    return config.vocab_size * C + positions + config.n_layer * (2 * layer_norm + attention + mlp) + final_norm
 
 
 def flops_per_token(config: GPTConfig, seq_len: int | None = None) -> float:

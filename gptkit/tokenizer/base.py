@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,6 +14,7 @@ from gptkit.io import read_json, write_text
 
 EOT = "<|endoftext|>"
 CONFIG_NAME = "tokenizer_config.json"
+log = logging.getLogger("gptkit")
 
 
 class Tokenizer(ABC):
@@ -51,6 +53,16 @@ class Tokenizer(ABC):
         if self.unk_id is None:
             return []
         return sorted(c for c in set(text) if not c.isspace() and self.unk_id in self.encode(c, allow_special=False))
+
+    def warn_unknown(self, text: str, reported: set[str] | None = None) -> None:
+        """Say (once per character, across calls sharing ``reported``) which characters of ``text``
+        the model cannot read: typed to it, they would silently become the unknown token."""
+        reported = set() if reported is None else reported
+        new = [c for c in self.unknown_characters(text) if c not in reported]
+        if new:
+            reported.update(new)
+            shown = " ".join(new[:20]) + (f" and {len(new) - 20} more" if len(new) > 20 else "")
+            log.warning("not in this model's vocabulary (read as unknown): %s", shown)
 
     @abstractmethod
     def encode(self, text: str, allow_special: bool = True) -> list[int]:

@@ -194,5 +194,6 @@ class Trainer:
         return {"step": self.step, "val_loss": val_loss, "metrics": str(self.metrics_path)}
 
     def plot(self, baseline: float | None = None) -> Path:
-        title = f"{self.cfg.preset} on {self.cfg.data or 'the bundled Shakespeare'}"
+        data = self.cfg.data or "the bundled Shakespeare"
+        title = f"{self.cfg.preset} on {data if isinstance(data, str) else ' + '.join(data)}"
         return plot_losses(self.metrics_path, self.out / "loss.png", baseline, title=title)

@@ -1,5 +1,6 @@
-"""`gptkit convert` / `export` and model names resolved in a (real, on-disk) Hugging Face cache,
-run as real processes with HF_HUB_CACHE pointing at a cache laid out as huggingface_hub writes it."""
+"""`gptkit convert` / `export` and model names resolved in a (real, on-disk) Hugging Face cache laid
+out as huggingface_hub writes it: in process with the hub's cache setting pointing at it, and once as
+a real process with HF_HUB_CACHE set."""
 
 import os
 import subprocess
@@ -7,9 +8,12 @@ import sys
 
 import pytest
 import torch
+from click.testing import CliRunner
+from huggingface_hub import constants
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from gptkit import GPT, Tokenizer
+from gptkit.cli.main import cli
 
 pytestmark = pytest.mark.slow
 
@@ -27,42 +31,46 @@ def hf_cache(tmp_path_factory):
     return cache
 
 
-def gptkit(*args, cache):
-    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "gptkit", *args], capture_output=True, text=True, env=env)
+@pytest.fixture
+def gptkit(hf_cache, monkeypatch):
+    """`gptkit ARGS` in process, the hub's cache being ``hf_cache`` as HF_HUB_CACHE would make it."""
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return lambda *args: CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def test_convert_a_model_name_from_the_local_cache_then_sample(hf_cache, tmp_path):
-    result = gptkit("convert", "--model", "gpt2", "--out", str(tmp_path / "g"), cache=hf_cache)
-    assert result.returncode == 0, result.stderr
+def test_convert_a_model_name_from_the_local_cache_then_sample(gptkit, tmp_path):
+    result = gptkit("convert", "--model", "gpt2", "--out", str(tmp_path / "g"))
+    assert result.exit_code == 0, result.output
     assert "pre-LN" in result.stdout and "vocabulary 50,257" in result.stdout
-    sample = gptkit("generate", "--model", str(tmp_path / "g"), "--prompt", "Hello", "--max-new-tokens", "5",
-                    "--greedy", cache=hf_cache)
-    assert sample.returncode == 0 and sample.stdout.startswith("Hello"), sample.stderr
+    sample = gptkit("generate", "--model", str(tmp_path / "g"), "--prompt", "Hello", "--max-new-tokens", "5", "--greedy")
+    assert sample.exit_code == 0 and sample.stdout.startswith("Hello"), sample.output
 
 
-def test_generate_straight_from_a_cached_name(hf_cache):
-    result = gptkit("generate", "--model", "openai-community/gpt2", "--prompt", "Hi", "--max-new-tokens", "3",
-                    cache=hf_cache)
-    assert result.returncode == 0, result.stderr
+def test_generate_straight_from_a_cached_name(gptkit):
+    result = gptkit("generate", "--model", "openai-community/gpt2", "--prompt", "Hi", "--max-new-tokens", "3")
+    assert result.exit_code == 0, result.output
 
 
 def test_a_name_missing_from_the_cache_says_what_to_download(hf_cache):
-    result = gptkit("generate", "--model", "microsoft/DialoGPT-medium", cache=hf_cache)
+    # A real process: the cache that HF_HUB_CACHE names in the environment is the one searched and named.
+    env = {**os.environ, "HF_HUB_CACHE": str(hf_cache), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "gptkit", "generate", "--model", "microsoft/DialoGPT-medium"],
+                            capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "hf download microsoft/DialoGPT-medium config.json model.safetensors vocab.json merges.txt" in result.stderr
     assert str(hf_cache) in result.stderr
 
 
-def test_dialogpt_short_name_points_at_microsoft(hf_cache):
-    result = gptkit("info", "--model", "dialogpt-small", cache=hf_cache)
-    assert result.returncode == 2 and "microsoft/DialoGPT-small" in result.stderr
+def test_dialogpt_short_name_points_at_microsoft(gptkit):
+    result = gptkit("info", "--model", "dialogpt-small")
+    assert result.exit_code == 2 and "microsoft/DialoGPT-small" in result.stderr
 
 
-def test_export_then_load_in_transformers(hf_cache, tmp_path):
-    assert gptkit("convert", "--model", "gpt2", "--out", str(tmp_path / "g"), cache=hf_cache).returncode == 0
-    result = gptkit("export", "--model", str(tmp_path / "g"), "--format", "hf", "--out", str(tmp_path / "hf"), cache=hf_cache)
-    assert result.returncode == 0, result.stderr
+def test_export_then_load_in_transformers(gptkit, tmp_path):
+    assert gptkit("convert", "--model", "gpt2", "--out", str(tmp_path / "g")).exit_code == 0
+    result = gptkit("export", "--model", str(tmp_path / "g"), "--format", "hf", "--out", str(tmp_path / "hf"))
+    assert result.exit_code == 0, result.output
     hf = GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
     ours = GPT.from_pretrained(tmp_path / "g")
     x = torch.randint(0, 50257, (1, 12))
@@ -70,7 +78,7 @@ def test_export_then_load_in_transformers(hf_cache, tmp_path):
         torch.testing.assert_close(hf(x).logits, ours(x), atol=1e-4, rtol=1e-4)
 
 
-def test_info_reads_a_cached_hugging_face_config(hf_cache):
-    result = gptkit("info", "--model", "gpt2", "--json", cache=hf_cache)
-    assert result.returncode == 0, result.stderr
+def test_info_reads_a_cached_hugging_face_config(gptkit):
+    result = gptkit("info", "--model", "gpt2", "--json")
+    assert result.exit_code == 0, result.output
     assert '"n_layer": 2' in result.stdout and '"ln_order": "pre"' in result.stdout

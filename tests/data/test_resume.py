@@ -83,7 +83,7 @@ def test_resumed_runs_equal_the_uninterrupted_one_wherever_they_stopped(tmp_path
             assert sum(encoded) < total  # the finished shards' text was not encoded again
 
 
-def test_changed_settings_start_afresh(tmp_path, corpus, char_tok):
+def test_changed_settings_start_afresh(tmp_path, corpus):
     tok = Tokenizer.char(ALPHABET + "明月")
     prepare_files([str(corpus)], tok, tmp_path / "out", shard_tokens=5000, progress=False)
     (tmp_path / "out" / ".prepare-state.json").write_text('{"key": "another run", "splits": {}}')

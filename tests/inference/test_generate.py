@@ -121,3 +121,13 @@ def test_generate_returns_text_for_each_prompt():
     model = tiny_model(vocab_size=tok.vocab_size)
     out = generate(model, tok, ["abc", "h"], max_new_tokens=5, temperature=0, stop_at_eot=False)
     assert len(out) == 2 and all(len(s) == 5 for s in out)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (bash benchmarks/decode_gpu.sh runs this)")
+def test_the_cuda_graph_replays_the_eager_step():
+    model = tiny_model().cuda()
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13]]
+    cfg = SamplingConfig(max_new_tokens=100, temperature=0, repetition_penalty=1.3, stop_at_eot=False)  # slides too
+    assert generate_ids(model, prompts, cfg, 0) == generate_ids(model, prompts, cfg, 0, use_cache=False)
+    sampled = SamplingConfig(max_new_tokens=40, temperature=1.0, top_k=50, top_p=0.9, seed=3)
+    assert generate_ids(model, prompts, sampled, 0) == generate_ids(model, prompts, sampled, 0, static=False)

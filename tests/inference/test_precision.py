@@ -66,6 +66,8 @@ def test_rows_that_finish_leave_the_batch_and_the_others_are_unchanged(monkeypat
     batched = generate_ids(model, prompts, cfg, eot)
     assert batched == [generate_ids(model, [p], cfg, eot)[0] for p in prompts]
     assert kept and len({len(row) for row in batched}) > 1
+    sampled = SamplingConfig(max_new_tokens=30, temperature=1.0, seed=0)  # a row's draws ignore the others leaving
+    assert generate_ids(model, prompts, sampled, eot) == generate_ids(model, prompts, sampled, eot, static=True)
 
 
 def test_auto_precision_is_fast_where_it_keeps_quality():

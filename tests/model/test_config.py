@@ -1,8 +1,9 @@
 import resource
 
 import pytest
+import torch
 
-from gptkit import GPTConfig, GptkitError
+from gptkit import GPT, GPTConfig, GptkitError
 from gptkit.config import PRESETS
 from gptkit.model import count_parameters, flops_per_token
 
@@ -19,7 +20,15 @@ def test_published_parameter_counts_are_exact(name, expected):
     assert count_parameters(GPTConfig.preset(name)) == expected
 
 
-def test_gpt3_175b_is_counted_on_the_meta_device_without_allocating():
+@pytest.mark.parametrize("overrides", [{}, {"bias": False}, {"position": "sinusoidal"}, {"ln_order": "post"},
+                                       {"attention": "alternating", "local_window": 4}])
+def test_the_count_from_shapes_equals_the_modules_parameters(overrides):
+    config = GPTConfig.preset("tiny", n_layer=3, **overrides)
+    with torch.device("meta"):
+        assert count_parameters(config) == GPT(config).num_parameters()
+
+
+def test_gpt3_175b_is_counted_without_allocating():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
     n = count_parameters(GPTConfig.preset("gpt3-175b"))
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024

@@ -156,3 +156,16 @@ def test_any_text_round_trips_and_unseen_characters_are_unk(vocab_text, text):
     own = Tokenizer.char(text)
     assert own.decode(own.encode(text)) == text
     assert own.decode(own.encode(text, allow_special=False)) == text
+
+
+def test_characters_outside_the_vocabulary_are_reported_once(caplog):
+    tok = Tokenizer.char("hello world")
+    reported: set[str] = set()
+    with caplog.at_level("WARNING", logger="gptkit"):
+        tok.warn_unknown("hello 你好", reported)
+        tok.warn_unknown("好 你 hello", reported)  # nothing new: no second message
+        tok.warn_unknown("hello z", reported)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["not in this model's vocabulary (read as unknown): 你 好",
+                        "not in this model's vocabulary (read as unknown): z"]
+    assert Tokenizer.gpt2().unknown_characters("你好 ☃") == []  # byte-level BPE reads every text
