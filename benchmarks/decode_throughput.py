@@ -163,6 +163,8 @@ def plot(rows: list[dict], size: str, title: str, path: str) -> None:
         points = [(r["batch"], r["tok_s"]) for r in rows if r["system"] == name and r["size"] == size]
         ax.plot(*zip(*points), marker="o", linestyle="--" if name.startswith("transformers") else "-", label=name)
     ax.set_xscale("log", base=2)
+    batches = sorted({r["batch"] for r in rows if r["size"] == size})
+    ax.set_xticks(batches, [str(b) for b in batches])
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
     ax.set_ylabel("new tokens / s")
@@ -174,6 +176,13 @@ def plot(rows: list[dict], size: str, title: str, path: str) -> None:
     fig.savefig(path)
 
 
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.is_file() else []
+    return names[0] if names else platform.machine()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
@@ -183,14 +192,17 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ttft-prompt", type=int, default=1000)
+    p.add_argument("--threads", type=int, help="CPU threads for both systems (default: torch's choice).")
     p.add_argument("--hf-static", action="store_true", help="Also transformers' static cache (compiled on CUDA).")
     p.add_argument("--out", help="Write the results as JSON here.")
     p.add_argument("--plot", help="Plot tok/s against batch size (the first run's model) here.")
     args = p.parse_args()
 
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     runs = args.runs or (["124M:1,8,32", "1558M:1"] if device.type == "cuda" else ["124M:1,4,16"])
-    cpu = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
+    cpu = f"{os.cpu_count()} CPU cores ({cpu_name()})"
     where = torch.cuda.get_device_name() if device.type == "cuda" else cpu
     load_before = os.getloadavg()
     rows, ttft = [], []

@@ -25,6 +25,9 @@ def line_reader() -> Callable[[str], str]:
     a SIGINT again and interrupts it.
     """
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Piped bytes that are not UTF-8: replaced, not a UnicodeDecodeError.
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdin.reconfigure(errors="replace")
         return input
     from prompt_toolkit import PromptSession
 
@@ -40,8 +43,8 @@ def line_reader() -> Callable[[str], str]:
 
 @contextlib.contextmanager
 def _ctrl_c_as_a_key(fd: int) -> Iterator[None]:
-    """Turn off the terminal's signal keys (ISIG) meanwhile, also before prompt_toolkit's raw mode is on
-    (a dumb terminal shows the prompt before it): Ctrl-C can never be a SIGINT landing mid-setup."""
+    """The terminal's signal keys off (ISIG) meanwhile, already before prompt_toolkit's raw mode (a dumb
+    terminal shows the prompt before it): a Ctrl-C is never a SIGINT landing in the middle of its setup."""
     try:
         import termios
     except ImportError:  # Windows: the console reports Ctrl-C to prompt_toolkit as a key already

@@ -43,13 +43,14 @@ def load_for_inference(model_dir: str, device: str, dtype: str, quantize: str, e
 @click.option("--top-p", type=float, default=None)
 @click.option("--repetition-penalty", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=None)
-@click.option("--num-samples", type=int, default=1, show_default=True)
+@click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--no-stop", is_flag=True, help="Keep going past the end-of-text token.")
 @click.option("--device", default="auto", show_default=True)
 @precision_options
 def generate(model_dir, prompt, greedy, num_samples, no_stop, device, dtype, quantize, **sampling) -> None:
     """Sample from a checkpoint, streaming the text to the terminal."""
     model, tokenizer = load_for_inference(model_dir, device, dtype, quantize)
+    tokenizer.warn_unknown(prompt)
     if greedy:
         sampling["temperature"] = 0.0
     sampling["stop_at_eot"] = not no_stop

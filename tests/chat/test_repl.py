@@ -163,12 +163,12 @@ def test_chat_in_a_terminal_streams_replies_to_english_and_chinese_and_exits_on_
     assert lines[6] == "you: What news?" and len(lines) == 8
 
 
-def press_ctrl_c_the_instant_the_prompt_appears(model: str, tries: int) -> None:
+def press_ctrl_c_at_once(model: str, tries: int) -> None:
     """``tries`` fresh chats on a full and on a dumb terminal (whose prompt prints before prompt_toolkit
-    is in raw mode), each sent Ctrl-C with no pause the moment the prompt shows. (With readline's
-    input(), a SIGINT between the prompt and its select() was lost, and the chat hung: a few tries in ten.)
-    Run in an interpreter of its own, as forking pytest's, with its threads, is unsafe: it loads the
-    chat's modules once and forks a chat per try."""
+    is in raw mode), each sent Ctrl-C with no pause the moment the prompt shows, and one sent Ctrl-C as
+    its reply starts. (With readline's input(), a SIGINT between the prompt and its select() was lost
+    and the chat hung, in a few tries in ten.) Run in an interpreter of its own, as forking pytest's,
+    with its threads, is unsafe: it loads the chat's modules once and forks a chat per try."""
     import prompt_toolkit  # noqa: F401  (the chat's line editor)
 
     from gptkit.cli.main import main
@@ -178,13 +178,23 @@ def press_ctrl_c_the_instant_the_prompt_appears(model: str, tries: int) -> None:
         for _ in range(tries):
             chat = Terminal("--model", model, term=term, main=main)
             chat.expect(PROMPT)
-            chat.type("\x03")
-            rest = chat.expect("bye")
-            assert chat.exit_status() == 0 and "Traceback" not in rest + chat.output, (term, rest + chat.output)
+            ctrl_c_ends(chat)
+    # And once as the reply starts (a SIGINT then, which interrupts the decoding loop, unless it is done).
+    chat = Terminal("--model", model, "--max-new-tokens", "1000", main=main)
+    chat.expect(PROMPT)
+    chat.type("Good morrow\r")
+    chat.expect("bot> ")
+    ctrl_c_ends(chat)
+
+
+def ctrl_c_ends(chat: Terminal) -> None:
+    chat.type("\x03")
+    rest = chat.expect("bye")
+    assert chat.exit_status() == 0 and "Traceback" not in rest + chat.output, rest + chat.output
 
 
 @pytest.mark.slow
-def test_ctrl_c_the_instant_the_prompt_appears_always_exits_cleanly(chat_models):
-    call = f"from tests.chat.test_repl import press_ctrl_c_the_instant_the_prompt_appears as p; p({str(chat_models[0])!r}, 5)"
+def test_ctrl_c_at_once_always_ends_the_chat_cleanly(chat_models):
+    call = f"from tests.chat.test_repl import press_ctrl_c_at_once; press_ctrl_c_at_once({str(chat_models[0])!r}, tries=5)"
     result = subprocess.run([sys.executable, "-c", call], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -56,6 +56,14 @@ def test_generate_greedy_is_deterministic(trained):
     assert a.exit_code == 0 and a.stdout == b.stdout and len(a.stdout.strip()) >= 10
 
 
+def test_generate_says_which_characters_the_vocabulary_cannot_read(trained, caplog):
+    with caplog.at_level("WARNING", logger="gptkit"):
+        result = run("generate", "--model", str(trained), "--prompt", "Shall 你 I 你", "--max-new-tokens", "2")
+    assert result.exit_code == 0, result.output
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "not in this model's vocabulary (read as unknown): 你"]
+
+
 def test_info_counts_175b_as_json():
     result = run("info", "--preset", "gpt3-175b", "--json")
     assert json.loads(result.stdout)["parameters"] == 174_604_259_328
