@@ -83,17 +83,16 @@ class Gptkit:
         next(generate_tokens(self.model, ids.tolist(), SamplingConfig(max_new_tokens=1, temperature=0), None)).tolist()
 
 
-def systems(size: str, device: torch.device, hf_static: bool) -> dict[str, object]:
-    """name -> system: transformers, and gptkit in every precision worth showing on this device,
+def systems(size: str, device: torch.device, precisions: list[str], hf_static: bool) -> dict[str, object]:
+    """name -> system: transformers, and gptkit in each of ``precisions`` (fp32, bf16, fp16, int8),
     loaded from the files transformers saved."""
-    cuda = device.type == "cuda"
-    hf_dtype = torch.bfloat16 if cuda else torch.float32  # as the peer script
+    hf_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # as the peer script
     hf = hf_model(size)
     with tempfile.TemporaryDirectory() as shared:
         hf.save_pretrained(shared)
         found = {f"transformers {describe(hf_dtype, None)}": Transformers(hf.to(device, hf_dtype))}
-        for dtype, quantize in ([(torch.bfloat16, None), (torch.float32, None)] if cuda else
-                                [(torch.float32, None), (torch.bfloat16, None), (torch.float32, "int8")]):
+        for name in precisions:
+            dtype, quantize = pick_precision(device, "fp32" if name == "int8" else name, "int8" if name == "int8" else "none")
             default = " (default)" if (dtype, quantize) == pick_precision(device) else ""
             model = load_model(shared, device, dtype)  # transformers saved no tokenizer
             found[f"gptkit {describe(dtype, quantize)}{default}"] = Gptkit(quantize_int8(model) if quantize else model)
@@ -109,7 +108,7 @@ def agreement(a: list[list[int]], b: list[list[int]]) -> float:
 
 def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[list[dict], list[dict]]:
     cuda = device.type == "cuda"
-    found = systems(size, device, args.hf_static)
+    found = systems(size, device, args.precisions.split(","), args.hf_static)
     reference = next(iter(found))
     rows = []
     for batch in batches:
@@ -192,6 +191,8 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ttft-prompt", type=int, default=1000)
+    p.add_argument("--precisions", help="gptkit's, comma-separated: fp32, bf16, fp16, int8 (default: fp32,int8 on the CPU, "
+                                         "bf16,fp32 on CUDA)")
     p.add_argument("--threads", type=int, help="CPU threads for both systems (default: torch's choice).")
     p.add_argument("--hf-static", action="store_true", help="Also transformers' static cache (compiled on CUDA).")
     p.add_argument("--out", help="Write the results as JSON here.")
@@ -201,6 +202,7 @@ def main() -> None:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.precisions = args.precisions or ("bf16,fp32" if device.type == "cuda" else "fp32,int8")
     runs = args.runs or (["124M:1,8,32", "1558M:1"] if device.type == "cuda" else ["124M:1,4,16"])
     cpu = f"{os.cpu_count()} CPU cores ({cpu_name()})"
     where = torch.cuda.get_device_name() if device.type == "cuda" else cpu

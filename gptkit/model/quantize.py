@@ -39,6 +39,9 @@ class Int8Linear(nn.Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        raise GptkitError("an int8 model is for inference only and cannot be saved; save the model loaded without quantize")
+
 
 def quantize_int8(model: GPT) -> GPT:
     """Swap the model's Linear layers (and its output layer) for int8 ones, in place."""
