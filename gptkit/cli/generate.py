@@ -12,9 +12,9 @@ from gptkit.cli.group import cli
 def precision_options(command):
     """--dtype and --quantize: what every command that runs a model for inference takes."""
     command = click.option("--quantize", type=click.Choice(["auto", "none", "int8"]), default="auto", show_default=True,
-                           help="int8 weights (CPU). auto: int8 on the CPU, none elsewhere.")(command)
+                           help="int8 weights (x86 CPU). auto: int8 on the CPU, none on GPUs and for eval.")(command)
     return click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-                        help="Model precision. auto: bf16 on CUDA, fp32 elsewhere.")(command)
+                        help="Model precision. auto: bf16 on CUDA, fp32 on CPUs and for eval.")(command)
 
 
 def load_for_inference(model_dir: str, device: str, dtype: str, quantize: str, exact: bool = False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from gptkit.errors import GptkitError
+from gptkit.model.quantize import int8_supported
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 QUANTIZE = ("auto", "none", "int8")
@@ -14,8 +15,9 @@ def pick_precision(device: torch.device, dtype: str = "auto", quantize: str = "a
                    exact: bool = False) -> tuple[torch.dtype, str | None]:
     """(dtype, quantize) for ``device``; ``auto`` is the fastest option at fp32-level quality there.
 
-    On CUDA that is bf16 (fp16 on GPUs without it). On the CPU it is fp32 with int8 weights (2.3x
-    fp32 decoding on 2 AVX2 cores, at well under 1% perplexity; bf16 weights gain nothing there).
+    On CUDA that is bf16 (fp16 on GPUs without it). On the CPU it is fp32 with int8 weights (about
+    3x fp32 decoding on 2 AVX2 cores, for +0.5% perplexity; bf16 weights give 1.7x, and prefill
+    6x slower, without bf16 arithmetic on the CPU).
     ``exact`` is for numbers reported as results (eval): plain fp32 everywhere.
     """
     if dtype not in ("auto", *DTYPES):
@@ -23,7 +25,7 @@ def pick_precision(device: torch.device, dtype: str = "auto", quantize: str = "a
     if quantize not in QUANTIZE:
         raise GptkitError(f"--quantize must be one of {', '.join(QUANTIZE)}; got {quantize!r}")
     if quantize == "auto":
-        int8_fits = device.type == "cpu" and dtype in ("auto", "fp32") and "fbgemm" in torch.backends.quantized.supported_engines
+        int8_fits = device.type == "cpu" and dtype in ("auto", "fp32") and int8_supported()
         quantize = "int8" if int8_fits and not exact else "none"
     if dtype == "auto":
         dtype = "fp32"

@@ -2,10 +2,11 @@
 
 Decoding one token at a time streams every weight from memory once per token, so on a CPU its speed
 is the weights' size. fbgemm's dynamic int8 kernel (int8 weights with one scale per output channel;
-the activations quantized per call) was the fastest int8 matmul measured on 2 AVX2 cores: about
-2.3x fp32 decoding, where bf16 weights gained nothing and ``_weight_int8pack_mm`` 1.6x. The token
-embedding stays exact for the lookup; the tied output layer gets its own int8 copy (it is a third of
-GPT-2 124M's weights, so it matters most).
+the activations quantized per call) was the fastest matmul measured on 2 AVX2 cores: about 3x fp32
+decoding at batch 1, where bf16 weights gave 1.7x (and a 6x slower prefill: AVX2 has no bf16
+arithmetic) and ``_weight_int8pack_mm`` 1.6x. The token
+embedding stays exact for the lookup; the tied output layer gets its own int8 copy (it is a third
+of GPT-2 124M's weights, so it matters most).
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ class Int8Linear(nn.Module):
         raise GptkitError("an int8 model is for inference only and cannot be saved; save the model loaded without quantize")
 
 
+def int8_supported() -> bool:
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
 def quantize_int8(model: GPT) -> GPT:
     """Swap the model's Linear layers (and its output layer) for int8 ones, in place."""
-    if model.wte.weight.device.type != "cpu":
-        raise GptkitError("--quantize int8 runs on the CPU (fbgemm); on a GPU use --dtype bf16")
+    if model.wte.weight.device.type != "cpu" or not int8_supported():
+        raise GptkitError("--quantize int8 runs on x86 CPUs (fbgemm); on a GPU use --dtype bf16")
     if model.wte.weight.dtype != torch.float32:
         raise GptkitError("--quantize int8 computes in fp32; leave --dtype at fp32")
     for block in model.h:

@@ -16,13 +16,15 @@ from gptkit.eval import perplexity
 from gptkit.inference import SamplingConfig, generate_ids
 from gptkit.inference.precision import pick_precision
 from gptkit.model import KVCache
-from gptkit.model.quantize import Int8Linear
+from gptkit.model.quantize import Int8Linear, int8_supported
 from tests.cli.test_cli import assert_clean_error
 from tests.conftest import tiny_model
 
-LOW_PRECISION = {"bf16": dict(dtype=torch.bfloat16), "int8": dict(quantize="int8")}
+INT8 = pytest.mark.skipif(not int8_supported(), reason="int8 needs fbgemm (x86)")
+LOW_PRECISION = {"bf16": dict(dtype=torch.bfloat16), "int8": pytest.param(dict(quantize="int8"), marks=INT8)}
 
 
+@INT8
 def test_int8_linear_is_close_to_the_fp32_layer():
     torch.manual_seed(0)
     layer = nn.Linear(64, 48)
@@ -73,6 +75,7 @@ def test_rows_that_finish_leave_the_batch_and_the_others_are_unchanged(monkeypat
     assert generate_ids(model, prompts, sampled, eot) == generate_ids(model, prompts, sampled, eot, static=True)
 
 
+@INT8
 def test_auto_precision_is_fast_where_it_keeps_quality():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert pick_precision(cpu) == (torch.float32, "int8")
@@ -82,6 +85,7 @@ def test_auto_precision_is_fast_where_it_keeps_quality():
     assert pick_precision(cuda, "fp16", "none") == (torch.float16, None)
 
 
+@INT8
 def test_generate_says_which_precision_it_picked(trained_tiny, caplog):
     run = CliRunner().invoke
     with caplog.at_level(logging.INFO, logger="gptkit"):
