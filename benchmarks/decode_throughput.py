@@ -3,8 +3,8 @@
     python benchmarks/decode_throughput.py                    # CPU: GPT-2 124M, batch 1, 4, 16
     bash benchmarks/decode_gpu.sh                             # CUDA: 124M batch 1-32, gpt2-xl batch 1
 
-The weights are random GPT-2 weights that transformers builds the way ../shared/peers/bench.py
-hf-decode builds them (seeded, SDPA attention, no dropout); they are saved once and gptkit loads the
+The weights are random GPT-2 weights that transformers builds (seeded, SDPA attention, no dropout,
+the recipe of the usual transformers decode benchmark); they are saved once and gptkit loads the
 same files, so both decode the same model. Greedy decoding of random 32-token prompts; a figure is
 new tokens / s over whole generate calls (prefill included), after a warm-up, averaged over two
 calls, as the peer script times transformers. Rounds alternate the systems, so background load hits
@@ -88,13 +88,13 @@ def systems(size: str, device: torch.device, precisions: list[str], hf_static: b
     loaded from the files transformers saved."""
     hf_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # as the peer script
     hf = hf_model(size)
-    with tempfile.TemporaryDirectory() as shared:
-        hf.save_pretrained(shared)
+    with tempfile.TemporaryDirectory() as saved:
+        hf.save_pretrained(saved)
         found = {f"transformers {describe(hf_dtype, None)}": Transformers(hf.to(device, hf_dtype))}
         for name in precisions:
             dtype, quantize = pick_precision(device, "fp32" if name == "int8" else name, "int8" if name == "int8" else "none")
             default = " (default)" if (dtype, quantize) == pick_precision(device) else ""
-            model = load_model(shared, device, dtype)  # transformers saved no tokenizer
+            model = load_model(saved, device, dtype)  # transformers saved no tokenizer
             found[f"gptkit {describe(dtype, quantize)}{default}"] = Gptkit(quantize_int8(model) if quantize else model)
     if hf_static:
         found[f"transformers {describe(hf_dtype, None)}, static cache"] = Transformers(hf, static=True)
