@@ -85,7 +85,7 @@ def _load_tokenizer(directory: Path, required: bool = True) -> Tokenizer | None:
     if (directory / TOKENIZER_CONFIG).is_file() or not (directory / CONFIG_NAME).is_file():
         return Tokenizer.load(directory)
     config = read_config(directory)
-    if is_hugging_face(config):
+    if is_hugging_face(config) and (required or (directory / "vocab.json").is_file()):
         return load_hf_tokenizer(directory, config.get("model_type"))
     if not required:
         return None

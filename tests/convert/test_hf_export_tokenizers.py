@@ -17,7 +17,7 @@ from tokenizers import models, normalizers, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, pipeline
 
 import gptkit
-from gptkit import GPT, GPTConfig
+from gptkit import GPT, GPTConfig, GptkitError
 from gptkit.chat.data import bundled_dialogues
 from gptkit.cli.main import cli
 from gptkit.convert import export_hf
@@ -147,3 +147,15 @@ def test_exported_config_stops_generation_at_end_of_text(ln_order, tmp_path):
     ours = Tokenizer.char("abc")
     export_hf(tiny_model(vocab_size=ours.vocab_size, ln_order=ln_order), ours, tmp_path)
     assert AutoConfig.from_pretrained(tmp_path).eos_token_id == ours.eot_id
+
+
+def test_a_transformers_directory_without_tokenizer_files_loads_as_a_model_alone(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from gptkit.checkpoint import load
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=300, n_positions=64)).save_pretrained(tmp_path)
+    model, tokenizer = load(tmp_path, require_tokenizer=False)
+    assert tokenizer is None and model.config.n_layer == 1
+    with pytest.raises(GptkitError, match="vocab.json is missing"):
+        load(tmp_path)
