@@ -7,7 +7,6 @@ import click
 from gptkit.cli.group import cli
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-FORMATS = ("hf",)  # what --format can write; each names an export function in gptkit.convert
 
 
 @cli.command()
@@ -29,7 +28,7 @@ def convert(source, out, dtype) -> None:
 
 @cli.command()
 @click.option("--model", "source", required=True, help="A gptkit model or run directory.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="hf", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
               help="hf: transformers' GPT2LMHeadModel / OpenAIGPTLMHeadModel with its tokenizer.")
 @click.option("--out", required=True, help="Directory to write.")
 def export(source, fmt, out) -> None:
@@ -39,5 +38,5 @@ def export(source, fmt, out) -> None:
 
     # A model saved without a tokenizer (model.save_pretrained(dir)) still exports its weights.
     model, tokenizer = load(source, require_tokenizer=False)
-    {"hf": export_hf}[fmt](model, tokenizer, out)
+    export_hf(model, tokenizer, out)  # the one format so far
     click.echo(f"wrote {out} ({fmt} format, {model.num_parameters():,} parameters, {model.config.ln_order}-LN)")
