@@ -5,6 +5,9 @@ input token and its slot, which rows finished, which tokens each row has seen), 
 updates them in place. On CUDA that step is captured once as a CUDA graph and replayed per token;
 on the CPU the very same function runs eagerly, with attention over the filled part of the cache
 only. Prefill (the prompt, or the window after a slide) runs eagerly outside the graph.
+
+``Slots`` is the same model-over-a-cache step for continuous batching (the server's engine):
+sequences take a cache row each, join and leave between steps, and each row has its own position.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from gptkit.errors import GptkitError
 from gptkit.inference.sampling import SamplingConfig, sample
 from gptkit.model import GPT
 
@@ -52,6 +56,8 @@ class Decoder:
         if cfg.repetition_penalty != 1.0:
             counts = torch.zeros(B, model.config.vocab_size, device=device)
             self.seen = counts.scatter_add_(1, self.tokens, self.valid.float()) > 0
+        # (B, V): how often each row generated each token, for the presence/frequency penalties
+        self.counts = torch.zeros(B, model.config.vocab_size, device=device) if cfg.penalizes_counts else None
         self.generator = torch.Generator(device).manual_seed(cfg.seed) if cfg.seed is not None else None
         self.graph = None
         self.prefill()
@@ -113,12 +119,14 @@ class Decoder:
     def pick(self, logits: torch.Tensor) -> torch.Tensor:
         """The sampler: next-token logits (B, V) -> next tokens (B,); finished rows get padding."""
         rows = self.rows if len(self.rows) < self.batch_size else None  # some rows were dropped
-        token = sample(logits, self.cfg, self.generator, self.seen, rows, self.batch_size)
+        token = sample(logits, self.cfg, self.generator, self.seen, rows, self.batch_size, self.counts)
         token = torch.where(self.finished, self.pad_id, token)
         if self.eot_id is not None:
             self.finished |= token == self.eot_id
         if self.seen is not None:
             self.seen.scatter_(1, token[:, None], True)
+        if self.counts is not None:
+            self.counts.scatter_add_(1, token[:, None], torch.ones_like(token[:, None], dtype=self.counts.dtype))
         return token
 
     def output(self) -> torch.Tensor:
@@ -138,3 +146,66 @@ class Decoder:
             t[keep] for t in (self.tokens, self.valid, self.token, self.finished, self.rows))
         if self.seen is not None:
             self.seen = self.seen[keep]
+        if self.counts is not None:
+            self.counts = self.counts[keep]
+
+
+class Slots:
+    """A fixed number of cache rows that sequences take and leave between steps, each at its own position.
+
+    The rows in use are kept packed at the front, [0, active), so a step runs the model over
+    exactly them; a sequence that leaves is replaced by the last one (``remove``). Every sequence
+    must fit the cache (prompt plus new tokens at most ``max_len``): there is no sliding window here.
+    Sampling is the caller's, with ``sample``, as each sequence may sample differently.
+    """
+
+    def __init__(self, model: GPT, capacity: int, max_len: int | None = None):
+        self.model = model
+        self.cache = model.new_kv_cache(capacity, max_len, static=False)
+        self.lengths = torch.zeros(capacity, dtype=torch.long)  # tokens cached in each row
+        self.active = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.cache.batch_size
+
+    @property
+    def max_len(self) -> int:
+        return self.cache.max_len
+
+    def add(self, prompt: list[int]) -> torch.Tensor:
+        """Prefill ``prompt`` into the first free row (row ``active`` before the call); its next-token
+        logits (V,)."""
+        if self.active == self.capacity or not 0 < len(prompt) < self.max_len:
+            raise GptkitError(f"no free row for a prompt of {len(prompt)} tokens ({self.active} of {self.capacity} "
+                              f"rows in use, {self.max_len} slots each)")
+        row = self.active
+        view = self.cache.rows(row, row + 1)
+        view.reset()
+        device = self.model.wte.weight.device
+        ids = torch.tensor([prompt], device=device)
+        with sdpa_kernel(PREFILL_BACKENDS):
+            hidden = self.model(ids, kv_cache=view, input_pos=torch.arange(len(prompt), device=device), return_hidden=True)
+        self.lengths[row] = len(prompt)
+        self.active += 1
+        return self.model.lm_head(hidden[:, -1])[0]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed each row in use its next token, (active,); their next-token logits (active, V)."""
+        n = self.active
+        if int(self.lengths[:n].max()) >= self.max_len:
+            raise GptkitError(f"a sequence reached the {self.max_len} slots of its cache row")
+        pos = self.lengths[:n, None].to(tokens.device)  # (n, 1): each row writes at its own slot
+        logits = self.model(tokens[:, None], kv_cache=self.cache.rows(0, n), input_pos=pos)[:, -1]
+        self.lengths[:n] += 1
+        return logits
+
+    def remove(self, row: int) -> int | None:
+        """Free ``row``; the last row in use moves into it. Returns the row that moved there, or None."""
+        last = self.active - 1
+        self.active = last
+        if row == last:
+            return None
+        self.cache.move(last, row)
+        self.lengths[row] = self.lengths[last]
+        return last

@@ -86,20 +86,36 @@ def cut_at_stops(text: str, stops: list[str]) -> str:
     return text
 
 
+class TextDecoder:
+    """Token ids in, text out as soon as it is whole. A byte-level token may end inside a UTF-8
+    character, so text is held back while it ends in a replacement character and released once the
+    character completes."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer, self.ids, self.emitted = tokenizer, [], 0
+
+    def push(self, token: int) -> str:
+        """The new text this token completes ("" while a character is still partial)."""
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids)
+        return "" if text.endswith("\ufffd") else self._release(text)
+
+    def flush(self) -> str:
+        """Whatever is still held back, as it decodes."""
+        return self._release(self.tokenizer.decode(self.ids))
+
+    def _release(self, text: str) -> str:
+        piece, self.emitted = text[self.emitted:], max(self.emitted, len(text))
+        return piece
+
+
 def stream_text(tokenizer: Tokenizer, tokens: Iterable[int], eot_id: int | None = None) -> Iterator[str]:
-    """Text pieces as tokens arrive. A byte-level token may end inside a UTF-8 character, so text
-    is held back while it ends in a replacement character and released once the character completes."""
-    ids: list[int] = []
-    emitted = 0
+    """Text pieces as tokens arrive (see TextDecoder), up to ``eot_id``."""
+    text = TextDecoder(tokenizer)
     for token in tokens:
         if token == eot_id:
             break
-        ids.append(token)
-        text = tokenizer.decode(ids)
-        if text.endswith("\ufffd"):
-            continue
-        yield text[emitted:]
-        emitted = len(text)
-    text = tokenizer.decode(ids)
-    if len(text) > emitted:
-        yield text[emitted:]
+        if piece := text.push(token):
+            yield piece
+    if tail := text.flush():
+        yield tail

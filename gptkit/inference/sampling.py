@@ -17,11 +17,13 @@ class SamplingConfig:
     top_k: int | None = None
     top_p: float | None = None
     repetition_penalty: float = 1.0  # CTRL's penalty; 1.0 is off
+    presence_penalty: float = 0.0  # OpenAI's: subtracted once from a token already generated
+    frequency_penalty: float = 0.0  # ... and this times how often it was generated
     stop_at_eot: bool = True
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("temperature", "top_p", "repetition_penalty"):
+        for name in ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise GptkitError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
@@ -39,6 +41,11 @@ class SamplingConfig:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+    @property
+    def penalizes_counts(self) -> bool:
+        """Whether sampling needs the counts of the tokens generated so far."""
+        return self.presence_penalty != 0 or self.frequency_penalty != 0
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -63,11 +70,19 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
 
 
-def process_logits(logits: torch.Tensor, cfg: SamplingConfig, seen: torch.Tensor | None = None) -> torch.Tensor:
+def apply_count_penalties(logits: torch.Tensor, counts: torch.Tensor, presence: float, frequency: float) -> torch.Tensor:
+    """OpenAI's presence and frequency penalties; ``counts`` (B, V) counts each generated token."""
+    return logits - counts * frequency - (counts > 0).float() * presence
+
+
+def process_logits(logits: torch.Tensor, cfg: SamplingConfig, seen: torch.Tensor | None = None,
+                   counts: torch.Tensor | None = None) -> torch.Tensor:
     """logits (B, V) of the next token -> filtered, temperature-scaled logits (B, V)."""
     logits = logits.float()
     if cfg.repetition_penalty != 1.0 and seen is not None:
         logits = apply_repetition_penalty(logits, seen, cfg.repetition_penalty)
+    if cfg.penalizes_counts and counts is not None:
+        logits = apply_count_penalties(logits, counts, cfg.presence_penalty, cfg.frequency_penalty)
     if cfg.greedy:
         return logits
     logits = logits / cfg.temperature
@@ -79,15 +94,17 @@ def process_logits(logits: torch.Tensor, cfg: SamplingConfig, seen: torch.Tensor
 
 
 def sample(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None,
-           seen: torch.Tensor | None = None, rows: torch.Tensor | None = None, batch_size: int = 0) -> torch.Tensor:
-    """Next token ids (B,) from next-token logits (B, V); ``seen`` (B, V) marks tokens to penalize.
+           seen: torch.Tensor | None = None, rows: torch.Tensor | None = None, batch_size: int = 0,
+           counts: torch.Tensor | None = None) -> torch.Tensor:
+    """Next token ids (B,) from next-token logits (B, V); ``seen`` (B, V) marks tokens for the
+    repetition penalty, ``counts`` (B, V) counts generated ones for the presence/frequency penalties.
 
     Sampling divides the probabilities by exponential noise and takes the argmax: the draws
     torch.multinomial makes, without its host synchronisation, so it can sit inside a CUDA graph.
     With ``rows`` (B,), these are those rows of a batch of ``batch_size``: noise is drawn for the
     whole batch, so a row's draws do not depend on which other rows are still decoding.
     """
-    logits = process_logits(logits, cfg, seen)
+    logits = process_logits(logits, cfg, seen, counts)
     if cfg.greedy:
         return logits.argmax(-1)
     shape = (batch_size, logits.shape[1]) if rows is not None else logits.shape

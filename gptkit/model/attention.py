@@ -26,28 +26,36 @@ def build_attention_mask(
 ) -> torch.Tensor:
     """Boolean mask (B or 1, 1, T, S): may query slot q attend to key slot s?
 
-    Causal (s <= q), only real keys (``valid``), and for banded layers only the last ``window``
-    positions. Every query may attend to itself so padding rows never see an all-False row
-    (which would make softmax return NaN); their outputs are ignored anyway.
+    ``q_slots`` is (T,), or (B, T) when each row has its own. Causal (s <= q), only real keys
+    (``valid``), and for banded layers only the last ``window`` positions. Every query may attend
+    to itself so padding rows never see an all-False row (which would make softmax return NaN);
+    their outputs are ignored anyway.
     """
+    q_slots = q_slots if q_slots.dim() == 2 else q_slots[None]  # (B|1, T)
     k_slots = torch.arange(n_keys, device=q_slots.device)
-    allowed = k_slots[None, :] <= q_slots[:, None]  # (T, S)
-    allowed = allowed[None]  # (1, T, S)
+    allowed = k_slots <= q_slots[:, :, None]  # (B|1, T, S)
     if valid is not None:
         allowed = allowed & valid[:, None, :]  # (B, T, S)
     if window is not None:
         k_pos = positions_from_mask(valid) if valid is not None else k_slots[None, :]  # (B|1, S)
-        q_pos = k_pos[:, q_slots] if valid is not None else q_slots[None, :]  # (B|1, T)
+        q_pos = slot_values(k_pos, q_slots) if valid is not None else q_slots  # (B|1, T)
         allowed = allowed & (k_pos[:, None, :] > q_pos[:, :, None] - window)
-    allowed = allowed | (k_slots[None, :] == q_slots[:, None])[None]
+    allowed = allowed | (k_slots == q_slots[:, :, None])
     return allowed[:, None]  # (B|1, 1, T, S): broadcast over heads
+
+
+def slot_values(values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """values (B, S) at ``slots`` (T,) shared by every row, or (B|1, T) per row -> (B, T)."""
+    if slots.dim() == 1:
+        return values[:, slots]
+    return values.gather(1, slots.expand(values.shape[0], -1))
 
 
 @dataclass
 class AttentionInputs:
     """Where the T tokens being fed sit, and what each layer lets them attend to."""
 
-    input_pos: torch.Tensor  # (T,) their slots: in the KV cache, or in the sequence without one
+    input_pos: torch.Tensor  # (T,) or per row (B, T): their slots in the KV cache, or in the sequence without one
     positions: torch.Tensor  # (B|1, T) their positions, padding before them not counted
     dense: torch.Tensor | None  # (B|1, 1, T, S) mask of the dense layers; None: plain causal
     banded: torch.Tensor | None  # the same for GPT-3's locally banded layers
@@ -61,7 +69,7 @@ def attention_inputs(config: GPTConfig, T: int, attention_mask: torch.Tensor | N
     """Positions and masks for a forward pass over T new tokens, built once for all layers.
 
     Without a cache the tokens are the whole sequence; with one they are written at ``input_pos``
-    and attend to every real token cached before them.
+    ((T,), or (B, T) when each row has its own) and attend to every real token cached before them.
     """
     if kv_cache is None:
         if T > config.block_size:
@@ -74,7 +82,7 @@ def attention_inputs(config: GPTConfig, T: int, attention_mask: torch.Tensor | N
         kv_cache.mark(input_pos, attention_mask)
         n_keys = kv_cache.n_keys
         valid = kv_cache.valid[:, :n_keys]  # (B, S)
-    positions = input_pos[None] if valid is None else positions_from_mask(valid)[:, input_pos]  # (B|1, T)
+    positions = input_pos[None] if valid is None else slot_values(positions_from_mask(valid), input_pos)  # (B|1, T)
     dense = None if valid is None else build_attention_mask(input_pos, n_keys, valid, None)  # None: SDPA's causal mask
     banded = build_attention_mask(input_pos, n_keys, valid, config.local_window) if config.attention == "alternating" else None
     return AttentionInputs(input_pos, positions, dense, banded)

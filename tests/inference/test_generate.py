@@ -131,3 +131,11 @@ def test_the_cuda_graph_replays_the_eager_step():
     assert generate_ids(model, prompts, cfg, 0) == generate_ids(model, prompts, cfg, 0, use_cache=False)
     sampled = SamplingConfig(max_new_tokens=40, temperature=1.0, top_k=50, top_p=0.9, seed=3)
     assert generate_ids(model, prompts, sampled, 0) == generate_ids(model, prompts, sampled, 0, static=False)
+
+
+@pytest.mark.parametrize("static", list(STEPS.values()), ids=list(STEPS))
+def test_presence_and_frequency_penalties_keep_a_generated_token_from_winning_again(static):
+    model = tiny_model()  # its logits differ by less than 4: a penalty of 2 + 2 outweighs any difference
+    cfg = SamplingConfig(max_new_tokens=30, temperature=0, stop_at_eot=False, presence_penalty=2, frequency_penalty=2)
+    rows = generate_ids(model, [[1, 2, 3], [4]], cfg, eot_id=0, static=static)
+    assert [len(set(row)) for row in rows] == [30, 30]

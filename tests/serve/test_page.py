@@ -1,0 +1,340 @@
+"""The chat page (gptkit/serve/static/index.html) in headless Chromium against a real `gptkit serve`.
+
+A conversation in English and Chinese, a long reply stopped mid-stream (and cancelled on the server),
+a new conversation, a reload that restores both from localStorage, a phone-sized screen, and a server
+that wants an API key and fails requests. Every wait is on a condition in the page or the server,
+never a fixed sleep. Without chromium these tests skip, except under CI=true, where they fail.
+
+GPTKIT_UPDATE_SCREENSHOT=1 rewrites docs/img/serve_chat.png (install a CJK font, e.g. Debian's
+fonts-wqy-microhei, or the Chinese shows as boxes).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import string
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, expect, sync_playwright
+from prometheus_client.parser import text_string_to_metric_families
+
+from gptkit.tokenizer import Tokenizer
+from tests.conftest import tiny_model
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "serve_chat.png"
+MODEL = "runs/chat"  # "chat" in the name: the server picks the dialogue (DialoGPT) template
+CONTEXT = 8192
+LONG_REPLY = 8000  # tokens: tens of seconds to generate on a CPU, so Stop lands mid-stream
+VOCABULARY = string.ascii_letters + string.digits + " .,;:!?'-" + "你好今天气怎么样很我们去公园吧的是不了人有在这，。？！"
+ENGLISH = "Good morrow, my lord.\nWhat news?"  # typed with Shift+Enter between the lines
+TITLE = "Good morrow, my lord."  # the conversation's name: its first line
+CHINESE = "你好，今天天气怎么样？"
+TIMEOUT_MS = 60_000  # generous: the machine may be loaded; no wait below expects to come near it
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+# --- the browser -------------------------------------------------------------------------------
+
+def find_chromium() -> str | None:
+    found = shutil.which("chromium")
+    return found or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = find_chromium()
+    if path is None:
+        why = "the chat page tests need Debian's chromium (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why}; .ci/run installs it when it is missing")
+        pytest.skip(why)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:
+    """A fresh page (empty localStorage) that fails the test on any uncaught script error."""
+    context = browser.new_context(viewport={"width": 1200, "height": 760}, locale="en-US", reduced_motion="reduce")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"script errors in the page: {errors}"
+
+
+# --- the server --------------------------------------------------------------------------------
+
+def pin_special_tokens_low(model, tokenizer: Tokenizer, logit: float = -40.0) -> None:
+    """Make the special tokens (end-of-text, unknown) all but impossible to sample, so that every reply
+    runs to max_tokens: a long stream to stop, whatever the sampling settings.
+
+    The output layer is the token embedding: logit_t = ln_f(h) . e_t. An untrained ln_f gives
+    n(h) + b, and n(h) has zero mean over the features, so a constant embedding c*1 meets only the
+    bias: with b = -1 everywhere and c = -logit / C, the token's logit is ``logit`` for every h."""
+    C = model.config.n_embd
+    assert torch.equal(model.ln_f.weight, torch.ones(C)), "needs an untrained final layer norm"
+    with torch.no_grad():
+        model.ln_f.bias.fill_(-1.0)
+        for token in tokenizer.special_tokens.values():
+            model.wte.weight[token] = -logit / C
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A directory holding runs/chat: a tiny untrained dialogue model over English and Chinese
+    characters whose replies never end by themselves."""
+    root = tmp_path_factory.mktemp("serve_page")
+    tokenizer = Tokenizer.char(VOCABULARY)
+    model = tiny_model(vocab_size=tokenizer.vocab_size, block_size=CONTEXT)
+    pin_special_tokens_low(model, tokenizer)
+    model.save_pretrained(root / MODEL, tokenizer)
+    return root
+
+
+class Server:
+    """`gptkit serve` in a child process on a free loopback port; its output is kept for errors."""
+
+    def __init__(self, cwd: Path, *args: str):
+        command = [sys.executable, "-m", "gptkit", "serve", "--model", MODEL, "--port", "0", *args]
+        self.process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, encoding="utf-8")
+        self.output: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url = self._wait_for_url(timeout=120)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:  # drained to the end, so the server never blocks on a full pipe
+            self.output.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait_for_url(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"gptkit serve printed no URL in {timeout:.0f} s:\n{''.join(self.output)}") from None
+            if line is None:
+                raise AssertionError(f"gptkit serve exited ({self.process.wait()}):\n{''.join(self.output)}")
+            if match := re.search(r"http://127\.0\.0\.1:\d+/", line):
+                return match.group(0)
+
+    def metric(self, name: str) -> float:
+        """A sample of /metrics, e.g. gptkit_completion_tokens_total."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+        with opener.open(self.url + "metrics", timeout=30) as response:
+            text = response.read().decode()
+        samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+        return samples[name]
+
+    def wait_until_idle(self, timeout: float = 60.0) -> None:
+        """Until no sequence is being decoded: the server's own view, polled."""
+        deadline = time.monotonic() + timeout
+        while self.metric("gptkit_running_sequences") or self.metric("gptkit_queue_depth"):
+            assert time.monotonic() < deadline, f"the server still decodes after {timeout:.0f} s"
+            time.sleep(0.02)  # the polling interval, not a wait for something to happen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(workdir) -> Iterator[Server]:
+    server = Server(workdir, "--max-tokens", str(LONG_REPLY))
+    yield server
+    server.stop()
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+def last_reply(page: Page):
+    return page.locator(".message.assistant").last
+
+
+def open_settings(page: Page) -> None:
+    settings = page.get_by_role("button", name="Settings")
+    if settings.get_attribute("aria-expanded") == "false":
+        settings.click()
+    expect(page.get_by_role("region", name="Settings")).to_be_visible()
+
+
+def set_setting(page: Page, label: str, value) -> None:
+    open_settings(page)
+    page.get_by_label(label, exact=True).fill(str(value))
+
+
+def say(page: Page, text: str) -> None:
+    """Type ``text`` as a person would, Shift+Enter between its lines, and send it with Enter."""
+    prompt = page.get_by_label("Message", exact=True)
+    first, *rest = text.split("\n")
+    prompt.fill(first)
+    for line in rest:
+        prompt.press("Shift+Enter")
+        page.keyboard.insert_text(line)
+    expect(prompt).to_have_value(text)  # nothing sent yet
+    prompt.press("Enter")
+
+
+def reply_text(page: Page) -> str:
+    return last_reply(page).locator(".text").text_content()
+
+
+def wait_for_reply_longer_than(page: Page, length: int) -> dict:
+    """The streaming reply's length and status once it has more than ``length`` characters."""
+    grown = page.wait_for_function(
+        """length => {
+            const reply = [...document.querySelectorAll(".message.assistant")].pop();
+            const text = reply?.querySelector(".text").textContent ?? "";
+            return text.length > length && {length: text.length, status: reply.dataset.status};
+        }""", arg=length)
+    return grown.json_value()
+
+
+def press_stop(page: Page, server: Server) -> None:
+    try:
+        page.get_by_role("button", name="Stop").click(timeout=15_000)
+    except PlaywrightError as error:
+        reply = last_reply(page)
+        raise AssertionError(
+            f"could not press Stop: the reply is {reply.get_attribute('data-status')!r} with "
+            f"{len(reply_text(page))} characters and the note {reply.locator('.meta').text_content()!r}; "
+            f"the server said:\n{''.join(server.output[-30:])}") from error
+
+
+def conversation_titles(page: Page) -> list[str]:
+    return page.locator(".conversation-title").all_text_contents()
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+def test_chat_streams_stops_and_remembers(page: Page, server: Server):
+    page.goto(server.url)
+    expect(page.get_by_label("Model", exact=True)).to_have_value(MODEL)  # listed by /v1/models
+    expect(page.locator(".welcome")).to_contain_text(MODEL)
+
+    # English, then Chinese in the same conversation; each reply runs to max tokens (12 characters).
+    set_setting(page, "Max tokens", 12)
+    replies = []
+    for count, text in enumerate((ENGLISH, CHINESE), start=1):
+        say(page, text)
+        expect(page.locator(".message.assistant")).to_have_count(count)
+        expect(last_reply(page)).to_have_attribute("data-status", "length")
+        expect(last_reply(page).locator(".meta")).to_have_text("Reached the max tokens limit")
+        replies.append(reply_text(page))
+        assert 0 < len(replies[-1]) <= 12, replies
+    assert page.locator(".message.user .text").all_text_contents() == [ENGLISH, CHINESE]
+    expect(page.locator(".message.user").last).to_have_attribute("lang", "zh")
+    assert conversation_titles(page) == [TITLE]
+    first = page.locator(".message .text").all_text_contents()
+
+    # A new conversation; a long reply, seen growing, stopped mid-stream.
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator(".message")).to_have_count(0)
+    expect(page.locator(".welcome")).to_be_visible()
+    set_setting(page, "Max tokens", LONG_REPLY)
+    tokens_before = server.metric("gptkit_completion_tokens_total")
+    say(page, "Tell me a long story.")
+    seen = [wait_for_reply_longer_than(page, 0)]
+    seen.append(wait_for_reply_longer_than(page, seen[0]["length"]))
+    assert [s["status"] for s in seen] == ["streaming", "streaming"], seen
+    press_stop(page, server)
+    expect(last_reply(page)).to_have_attribute("data-status", "stopped")
+    expect(last_reply(page).locator(".meta")).to_have_text("Stopped")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+    # The server cancelled it: it stops decoding long before max tokens, and the page shows no more.
+    server.wait_until_idle()
+    generated = server.metric("gptkit_completion_tokens_total") - tokens_before
+    stopped_text = reply_text(page)
+    assert seen[1]["length"] <= len(stopped_text) <= generated < LONG_REPLY, (seen, len(stopped_text), generated)
+    assert conversation_titles(page) == ["Tell me a long story.", TITLE]  # newest first
+
+    # A reload restores both conversations from localStorage, the newest one open.
+    page.reload()
+    expect(page.locator(".message.user .text")).to_have_text(["Tell me a long story."])
+    expect(last_reply(page)).to_have_attribute("data-status", "stopped")
+    assert reply_text(page) == stopped_text
+    page.locator(".conversation-open", has_text=TITLE).click()
+    expect(page.locator(".message .text")).to_have_text(first)
+    expect(page.locator(".conversation[aria-current=true] .conversation-title")).to_have_text(TITLE)
+
+    if os.environ.get("GPTKIT_UPDATE_SCREENSHOT") == "1":
+        set_setting(page, "Max tokens", 64)
+        page.get_by_label("Message", exact=True).fill("What says the king?")
+        page.screenshot(path=SCREENSHOT)
+
+    # A phone-sized screen: nothing wider than the screen, the conversations behind a menu.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert_no_horizontal_overflow(page)
+    expect(page.locator("#sidebar")).not_to_be_in_viewport()
+    page.get_by_role("button", name="Show conversations").click()
+    expect(page.locator("#sidebar")).to_be_in_viewport()
+    page.locator(".conversation-open", has_text="Tell me a long story.").click()
+    expect(page.locator("#sidebar")).not_to_be_in_viewport()
+    expect(page.locator(".message.user .text")).to_have_text(["Tell me a long story."])
+    expect(page.get_by_role("button", name="Send")).to_be_in_viewport()
+    expect(page.get_by_label("Model", exact=True)).to_have_value(MODEL)  # its label hidden, not gone
+    open_settings(page)
+    assert_no_horizontal_overflow(page)
+
+
+def assert_no_horizontal_overflow(page: Page) -> None:
+    widths = page.evaluate("""() => [...document.querySelectorAll("body, body *")]
+        .filter((e) => e.checkVisibility() && !e.closest(".sidebar:not(.open)"))
+        .map((e) => e.getBoundingClientRect().right)""")
+    viewport = page.viewport_size["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport
+    assert max(widths) <= viewport + 0.5, f"an element reaches x={max(widths)} on a {viewport}px screen"
+
+
+def test_api_key_and_errors(page: Page, workdir: Path):
+    """A server that wants a key: the page asks for it, then uses it. Errors show as the server wrote
+    them: an HTTP error body, and an error that ends a stream after it started."""
+    server = Server(workdir, "--api-key", "sesame", "--max-tokens", "100", "--request-timeout", "0.001")
+    try:
+        page.goto(server.url)
+        expect(page.locator("#notice")).to_contain_text("The server needs an API key")
+        key = page.get_by_label("API key", exact=True)
+        expect(key).to_be_focused()
+        key.fill("sesame")
+        key.press("Enter")
+        expect(page.get_by_label("Model", exact=True)).to_have_value(MODEL)
+        expect(page.locator("#notice")).to_be_hidden()
+
+        set_setting(page, "Max tokens", 101)  # the key is sent: a 400 for max_tokens comes only after it passed
+        say(page, ENGLISH)
+        expect(last_reply(page)).to_have_attribute("data-status", "error")
+        expect(last_reply(page)).to_contain_text("max_tokens is 101, more than this server's limit of 100")
+        expect(last_reply(page)).to_contain_text("(HTTP 400)")
+
+        set_setting(page, "Max tokens", 100)
+        say(page, CHINESE)  # the 1 ms time limit passes after the stream opened
+        expect(last_reply(page)).to_have_attribute("data-status", "error")
+        expect(last_reply(page)).to_contain_text("time limit")
+        expect(last_reply(page)).not_to_contain_text("HTTP")  # an error chunk, not an error status
+    finally:
+        server.stop()

@@ -1,0 +1,20 @@
+"""Stop strings cut the text exactly, wherever the chunks happen to split it."""
+
+import pytest
+
+from gptkit.serve.text import StopText
+
+
+@pytest.mark.parametrize(("pieces", "out"), [
+    (["ab", "cE", "N", "Dzz"], ["ab", "c", "", ""]),  # held back while it could be "END", then cut
+    (["x", "q", "E", "ND", "more"], ["", "xq", "", "", ""]),  # "x" might have begun "xy"
+    (["hello\n", "Us", "ed"], ["hello", "", "\nUsed"]),  # a held tail that turns out not to be a stop
+])
+def test_stop_strings_are_cut_exactly_across_pieces(pieces, out):
+    stop = StopText(["END", "xy", "\nUser:"])
+    assert [stop.push(p) for p in pieces] == out
+
+
+def test_text_never_holds_back_past_the_end():
+    stop = StopText(["END"])
+    assert (stop.push("the EN"), stop.flush(), stop.stopped) == ("the ", "EN", False)
