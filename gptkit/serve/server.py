@@ -28,12 +28,13 @@ def url(sock: socket.socket) -> str:
 
 def serve(app: FastAPI, host: str, port: int) -> None:
     sock = listen(host, port)
-    click.echo(f"serving on {url(sock)}", nl=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=None))
-    # uvicorn drains on SIGTERM, then re-raises it to end the process the default way (status -15);
-    # after a clean drain the process should end with status 0 instead.
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    # SIGTERM asks the server to stop: before it runs (it then stops as soon as it has started), and
+    # after, when uvicorn, having drained, raises the SIGTERM it caught again: ending the process with
+    # status 0 instead of the default -15. While it runs, uvicorn's own handler drains.
+    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     try:
+        click.echo(f"serving on {url(sock)}", nl=True)
         server.run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
+import re
 import subprocess
 import sys
+import threading
+import time
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from gptkit import GPT
 from gptkit.tokenizer import Tokenizer
@@ -35,33 +39,60 @@ def save_model(directory: Path, seed: int, block_size: int = 64, eot: bool = Tru
     return str(directory)
 
 
-@dataclass
 class Server:
-    url: str  # http://127.0.0.1:PORT/
-    process: subprocess.Popen
+    """`gptkit serve --port 0 ARGS` in a child process, once it has printed its URL. Its output
+    (stdout and stderr) is read to the end by a thread, so it never blocks on a full pipe, and kept
+    for error messages."""
+
+    def __init__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120):
+        self.process = subprocess.Popen([sys.executable, "-m", "gptkit", "serve", "--port", "0", *args], cwd=cwd,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+                                        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+        self.output: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url = self._wait_for_url(timeout)  # http://127.0.0.1:PORT/
 
     @property
     def base_url(self) -> str:
         return self.url + "v1"
 
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
 
-def start_server(*args: str, env: dict[str, str] | None = None) -> Server:
-    """Start `gptkit serve --port 0 ARGS` and wait for the line with its URL."""
-    process = subprocess.Popen([sys.executable, "-m", "gptkit", "serve", "--port", "0", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
-    line = process.stdout.readline()
-    if "http://" not in line:
-        process.kill()
-        raise RuntimeError(f"gptkit serve did not start: {line}{process.stderr.read()}")
-    return Server(line.split()[-1], process)
+    def _wait_for_url(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.process.kill()
+                raise AssertionError(f"gptkit serve printed no URL in {timeout:.0f} s:\n{''.join(self.output)}") from None
+            if line is None:
+                raise AssertionError(f"gptkit serve exited ({self.process.wait()}):\n{''.join(self.output)}")
+            if match := re.search(r"http://127\.0\.0\.1:\d+/", line):
+                return match.group(0)
 
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, and the exit status and output once it has drained."""
+        self.process.terminate()
+        try:
+            code = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        return code, "".join(self.output)
 
-def stop_server(server: Server) -> tuple[int, str]:
-    """SIGTERM, and the exit status and stderr once it has drained."""
-    server.process.terminate()
-    _, err = server.process.communicate(timeout=60)
-    return server.process.returncode, err
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of /metrics samples called ``name`` with these labels."""
+        with closing(connect(self)) as conn:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == name and labels.items() <= sample.labels.items())
 
 
 def connect(server) -> http.client.HTTPConnection:

@@ -9,11 +9,10 @@ from contextlib import closing
 
 import pytest
 from openai import OpenAI
-from prometheus_client.parser import text_string_to_metric_families
 
 import gptkit
 from gptkit.chat.mmi import rerank
-from tests.serve.conftest import connect, raw, start_server, stop_server
+from tests.serve.conftest import Server, connect, raw
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +21,11 @@ PROMPT = "Good morrow, my lord."
 
 @pytest.fixture(scope="module")
 def server(model_dirs):
-    server = start_server("--model", model_dirs["lm"], "--model", model_dirs["chat"], "--mmi-model", model_dirs["mmi"],
+    server = Server("--model", model_dirs["lm"], "--model", model_dirs["chat"], "--mmi-model", model_dirs["mmi"],
                           "--num-hypotheses", "3", "--max-batch", "4", "--max-queue", "6", "--max-n", "8")
     yield server
     if server.process.poll() is None:  # test_sigterm_lets_a_running_stream_finish stops it itself
-        stop_server(server)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +40,6 @@ def lm(model_dirs) -> str:
 
 def greedy(client: OpenAI, model: str, prompt: str, max_tokens: int = 20) -> str:
     return client.completions.create(model=model, prompt=prompt, max_tokens=max_tokens, temperature=0).choices[0].text
-
-
-def metric(server, name: str, **labels: str) -> float:
-    with closing(connect(server)) as conn:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == name and labels.items() <= sample.labels.items())
 
 
 def test_models_lists_every_model_by_the_name_it_was_given(client, model_dirs):
@@ -165,7 +156,7 @@ def test_a_request_joining_a_running_stream_gets_its_greedy_reply_and_a_closed_s
         assert greedy(client, lm, PROMPT) == alone
     # The long stream is closed; the server drops it at its next token, long before this reply is done.
     greedy(client, lm, PROMPT)
-    assert metric(server, "gptkit_running_sequences") == 0
+    assert server.metric("gptkit_running_sequences") == 0
 
 
 def test_a_client_that_hangs_up_on_a_whole_reply_cancels_it(server, client, lm):
@@ -173,7 +164,7 @@ def test_a_client_that_hangs_up_on_a_whole_reply_cancels_it(server, client, lm):
         conn.request("POST", "/v1/completions", json.dumps({"model": lm, "prompt": "a", "max_tokens": 480}),
                      {"Content-Type": "application/json"})
     greedy(client, lm, PROMPT)
-    assert metric(server, "gptkit_running_sequences") == 0
+    assert server.metric("gptkit_running_sequences") == 0
 
 
 def test_chat_without_max_tokens_fills_what_the_context_leaves(client, model_dirs):
@@ -182,12 +173,12 @@ def test_chat_without_max_tokens_fills_what_the_context_leaves(client, model_dir
 
 
 def test_metrics_count_requests_and_tokens(server, client, lm):
-    before = metric(server, "gptkit_completion_tokens_total")
+    before = server.metric("gptkit_completion_tokens_total")
     greedy(client, lm, PROMPT, 5)
-    assert metric(server, "gptkit_completion_tokens_total") == before + 5
-    assert metric(server, "gptkit_requests_total", path="/v1/completions", status="200") > 0
-    assert metric(server, "gptkit_time_to_first_token_seconds_count") > 0
-    assert metric(server, "gptkit_time_per_output_token_seconds_count") > 0
+    assert server.metric("gptkit_completion_tokens_total") == before + 5
+    assert server.metric("gptkit_requests_total", path="/v1/completions", status="200") > 0
+    assert server.metric("gptkit_time_to_first_token_seconds_count") > 0
+    assert server.metric("gptkit_time_per_output_token_seconds_count") > 0
 
 
 # --- every error case, over plain HTTP: status and OpenAI's error body ---------------------------

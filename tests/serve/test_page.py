@@ -12,15 +12,9 @@ fonts-wqy-microhei, or the Chinese shows as boxes).
 from __future__ import annotations
 
 import os
-import queue
-import re
 import shutil
 import string
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,10 +22,10 @@ import pytest
 import torch
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
-from prometheus_client.parser import text_string_to_metric_families
 
 from gptkit.tokenizer import Tokenizer
 from tests.conftest import tiny_model
+from tests.serve.conftest import Server
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "serve_chat.png"
 MODEL = "runs/chat"  # "chat" in the name: the server picks the dialogue (DialoGPT) template
@@ -108,63 +102,17 @@ def workdir(tmp_path_factory) -> Path:
     return root
 
 
-class Server:
-    """`gptkit serve` in a child process on a free loopback port; its output is kept for errors."""
-
-    def __init__(self, cwd: Path, *args: str):
-        command = [sys.executable, "-m", "gptkit", "serve", "--model", MODEL, "--port", "0", *args]
-        self.process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, encoding="utf-8")
-        self.output: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.url = self._wait_for_url(timeout=120)
-
-    def _read(self) -> None:
-        for line in self.process.stdout:  # drained to the end, so the server never blocks on a full pipe
-            self.output.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _wait_for_url(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"gptkit serve printed no URL in {timeout:.0f} s:\n{''.join(self.output)}") from None
-            if line is None:
-                raise AssertionError(f"gptkit serve exited ({self.process.wait()}):\n{''.join(self.output)}")
-            if match := re.search(r"http://127\.0\.0\.1:\d+/", line):
-                return match.group(0)
-
-    def metric(self, name: str) -> float:
-        """A sample of /metrics, e.g. gptkit_completion_tokens_total."""
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
-        with opener.open(self.url + "metrics", timeout=30) as response:
-            text = response.read().decode()
-        samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
-        return samples[name]
-
-    def wait_until_idle(self, timeout: float = 60.0) -> None:
-        """Until no sequence is being decoded: the server's own view, polled."""
-        deadline = time.monotonic() + timeout
-        while self.metric("gptkit_running_sequences") or self.metric("gptkit_queue_depth"):
-            assert time.monotonic() < deadline, f"the server still decodes after {timeout:.0f} s"
-            time.sleep(0.02)  # the polling interval, not a wait for something to happen
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def wait_until_idle(server: Server, timeout: float = 60.0) -> None:
+    """Until no sequence is being decoded: the server's own view, polled."""
+    deadline = time.monotonic() + timeout
+    while server.metric("gptkit_running_sequences") or server.metric("gptkit_queue_depth"):
+        assert time.monotonic() < deadline, f"the server still decodes after {timeout:.0f} s"
+        time.sleep(0.02)  # the polling interval, not a wait for something to happen
 
 
 @pytest.fixture(scope="module")
 def server(workdir) -> Iterator[Server]:
-    server = Server(workdir, "--max-tokens", str(LONG_REPLY))
+    server = Server("--model", MODEL, "--max-tokens", str(LONG_REPLY), cwd=workdir)
     yield server
     server.stop()
 
@@ -267,7 +215,7 @@ def test_chat_streams_stops_and_remembers(page: Page, server: Server):
     expect(page.get_by_role("button", name="Send")).to_be_visible()
 
     # The server cancelled it: it stops decoding long before max tokens, and the page shows no more.
-    server.wait_until_idle()
+    wait_until_idle(server)
     generated = server.metric("gptkit_completion_tokens_total") - tokens_before
     stopped_text = reply_text(page)
     assert seen[1]["length"] <= len(stopped_text) <= generated < LONG_REPLY, (seen, len(stopped_text), generated)
@@ -314,7 +262,8 @@ def assert_no_horizontal_overflow(page: Page) -> None:
 def test_api_key_and_errors(page: Page, workdir: Path):
     """A server that wants a key: the page asks for it, then uses it. Errors show as the server wrote
     them: an HTTP error body, and an error that ends a stream after it started."""
-    server = Server(workdir, "--api-key", "sesame", "--max-tokens", "100", "--request-timeout", "0.001")
+    server = Server("--model", MODEL, "--api-key", "sesame", "--max-tokens", "100", "--request-timeout", "0.001",
+                    cwd=workdir)
     try:
         page.goto(server.url)
         expect(page.locator("#notice")).to_contain_text("The server needs an API key")

@@ -9,7 +9,7 @@ from contextlib import closing
 
 import pytest
 
-from tests.serve.conftest import connect, raw, start_server, stop_server
+from tests.serve.conftest import Server, connect, raw
 
 pytestmark = pytest.mark.slow
 
@@ -20,11 +20,11 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture(scope="module")
 def server(model_dirs):
-    server = start_server("--model", model_dirs["lm"], "--cors-origin", ORIGIN, "--request-timeout", "0.001",
+    server = Server("--model", model_dirs["lm"], "--cors-origin", ORIGIN, "--request-timeout", "0.001",
                           env={"GPTKIT_API_KEY": KEY})
     yield server
-    code, err = stop_server(server)
-    assert code == 0, err
+    code, output = server.stop()
+    assert code == 0, output
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}])
@@ -71,3 +71,9 @@ def test_a_stream_over_the_time_limit_ends_with_an_error_chunk_then_done(server,
     assert events[-1] == "[DONE]"
     assert json.loads(events[0])["choices"][0]["delta"]["role"] == "assistant"
     assert json.loads(events[-2])["error"]["message"] == "the request took longer than the server's time limit"
+
+
+def test_sigterm_the_moment_the_url_is_printed_exits_cleanly(model_dirs):
+    """SIGTERM can come before uvicorn has installed its handlers: it must still end the server with 0."""
+    code, output = Server("--model", model_dirs["chat"]).stop()
+    assert code == 0, output
