@@ -129,8 +129,9 @@ class Api:
         self.created = int(time.time())
 
     def list_models(self) -> dict:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": self.created, "owned_by": "gptkit"}
-                                           for name in self.models]}
+        # max_model_len (as vLLM names it): the context, which prompt and reply share
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": self.created, "owned_by": "gptkit",
+                                            "max_model_len": served.context} for name, served in self.models.items()]}
 
     async def completions(self, request: HttpRequest) -> Response:
         req = parse(CompletionRequest, await self.read_json(request))

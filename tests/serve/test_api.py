@@ -43,7 +43,8 @@ def greedy(client: OpenAI, model: str, prompt: str, max_tokens: int = 20) -> str
 
 
 def test_models_lists_every_model_by_the_name_it_was_given(client, model_dirs):
-    assert [m.id for m in client.models.list().data] == [model_dirs["lm"], model_dirs["chat"]]
+    models = client.models.list().data
+    assert [(m.id, m.max_model_len) for m in models] == [(model_dirs["lm"], 512), (model_dirs["chat"], 64)]
 
 
 def test_a_completion_runs_to_max_tokens_and_says_length(client, lm):
