@@ -173,22 +173,29 @@ class Slots:
     def max_len(self) -> int:
         return self.cache.max_len
 
-    def add(self, prompt: list[int]) -> torch.Tensor:
-        """Prefill ``prompt`` into the first free row (row ``active`` before the call); its next-token
-        logits (V,)."""
-        if self.active == self.capacity or not 0 < len(prompt) < self.max_len:
-            raise GptkitError(f"no free row for a prompt of {len(prompt)} tokens ({self.active} of {self.capacity} "
+    def add(self, prompts: list[list[int]]) -> torch.Tensor:
+        """Prefill ``prompts`` together into the next free rows (from row ``active`` before the call);
+        their next-token logits (len(prompts), V). Shorter prompts are padded at the end: padding is
+        marked empty, and each row's first step writes over it from the slot after its prompt."""
+        n, start = len(prompts), self.active
+        if start + n > self.capacity or not all(0 < len(p) < self.max_len for p in prompts):
+            raise GptkitError(f"no room for prompts of {[len(p) for p in prompts]} tokens ({start} of {self.capacity} "
                               f"rows in use, {self.max_len} slots each)")
-        row = self.active
-        view = self.cache.rows(row, row + 1)
-        view.reset()
         device = self.model.wte.weight.device
-        ids = torch.tensor([prompt], device=device)
+        lengths = torch.tensor([len(p) for p in prompts])
+        T = int(lengths.max())
+        ids = torch.zeros(n, T, dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, : len(prompt)] = torch.tensor(prompt)
+        view = self.cache.rows(start, start + n)
+        view.reset()
+        mask = torch.arange(T) < lengths[:, None]  # (n, T): the real tokens
         with sdpa_kernel(PREFILL_BACKENDS):
-            hidden = self.model(ids, kv_cache=view, input_pos=torch.arange(len(prompt), device=device), return_hidden=True)
-        self.lengths[row] = len(prompt)
-        self.active += 1
-        return self.model.lm_head(hidden[:, -1])[0]
+            hidden = self.model(ids.to(device), mask.to(device), view, torch.arange(T, device=device),
+                                return_hidden=True)  # (n, T, n_embd)
+        self.lengths[start: start + n] = lengths
+        self.active += n
+        return self.model.lm_head(hidden[torch.arange(n), lengths - 1])  # each prompt's last token only
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed each row in use its next token, (active,); their next-token logits (active, V)."""

@@ -26,6 +26,7 @@ from gptkit.serve.metrics import Metrics
 from gptkit.tokenizer import Tokenizer
 
 log = logging.getLogger("gptkit")
+PREFILL_TOKENS = 8192  # most padded prompt tokens prefilled in one forward pass
 
 
 @dataclass
@@ -130,8 +131,7 @@ class Engine:
         with torch.inference_mode():
             while (joining := self._next_joining()) is not None:
                 try:
-                    for seq in joining:
-                        self._join(seq)
+                    self._join(joining)
                     self._leave()
                     if self.running:
                         self._step()
@@ -161,11 +161,25 @@ class Engine:
                     joining.append(seq)
             return joining
 
-    def _join(self, seq: Sequence) -> None:
-        seq.prepare(self.vocab_size, self.model.wte.weight.device)
-        logits = self.slots.add(seq.prompt)
-        self.running.append(seq)
-        self._pick(seq, logits[None])
+    def _join(self, joining: list[Sequence]) -> None:
+        """Prefill the joining sequences together, in groups of at most PREFILL_TOKENS padded tokens
+        (the attention of a group grows with its size times its longest prompt squared)."""
+        group: list[Sequence] = []
+        for seq in sorted(joining, key=lambda seq: len(seq.prompt)):
+            if group and (len(group) + 1) * len(seq.prompt) > PREFILL_TOKENS:
+                self._prefill(group)
+                group = []
+            group.append(seq)
+        if group:
+            self._prefill(group)
+
+    def _prefill(self, group: list[Sequence]) -> None:
+        for seq in group:
+            seq.prepare(self.vocab_size, self.model.wte.weight.device)
+        logits = self.slots.add([seq.prompt for seq in group])
+        self.running.extend(group)
+        for seq, row in zip(group, logits):
+            self._pick(seq, row[None])
 
     def _step(self) -> None:
         device = self.model.wte.weight.device

@@ -21,7 +21,7 @@ def decode_staggered(model, prompts: list[list[int]], capacity: int) -> list[lis
     while waiting or rows:
         if waiting and slots.active < capacity:
             index, prompt = waiting.pop(0)
-            rows.append((index, [int(slots.add(prompt).argmax())]))
+            rows.append((index, [int(slots.add([prompt])[0].argmax())]))
         for row in reversed(range(len(rows))):
             if len(rows[row][1]) == NEW:
                 done[rows[row][0]] = rows[row][1]
@@ -44,7 +44,23 @@ def test_sequences_joining_and_leaving_decode_as_each_alone(variant_model):
 def test_a_full_cache_or_an_oversized_prompt_is_refused():
     slots = Slots(tiny_model(), capacity=1, max_len=8)
     with pytest.raises(GptkitError):
-        slots.add(list(range(1, 9)))
-    slots.add([1, 2])
+        slots.add([list(range(1, 9))])
+    slots.add([[1, 2]])
     with pytest.raises(GptkitError):
-        slots.add([3])
+        slots.add([[3]])
+
+
+@torch.inference_mode()
+def test_prompts_prefilled_together_decode_as_each_alone(variant_model):
+    """Prompts of different lengths join in one prefill (padded at the end) beside a row in use,
+    then all decode together."""
+    cfg = SamplingConfig(max_new_tokens=NEW, temperature=0, stop_at_eot=False)
+    alone = [generate_ids(variant_model, [p], cfg, 0)[0] for p in PROMPTS]
+    slots = Slots(variant_model, capacity=len(PROMPTS))
+    first = slots.add(PROMPTS[:1])
+    rows = [[int(t)] for t in torch.cat([first, slots.add(PROMPTS[1:])]).argmax(-1)]
+    for _ in range(NEW - 1):
+        logits = slots.step(torch.tensor([tokens[-1] for tokens in rows]))
+        for tokens, row_logits in zip(rows, logits):
+            tokens.append(int(row_logits.argmax()))
+    assert rows == alone
