@@ -1,6 +1,10 @@
 """Bar charts of the recorded benchmark results, for docs/benchmarks.md.
 
     python benchmarks/plot_results.py benchmarks/results/train_h200.jsonl docs/img/train_throughput_h200.png
+    python benchmarks/plot_results.py --by-batch benchmarks/results/train_batch_h100.jsonl docs/img/train_batch_h100.png
+
+``--by-batch`` reads the lines of benchmarks/train_gpu.sh (gptkit's and its peers', bench.py's format)
+and draws tokens/s against batch size, one line per system, and prints the table for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from gptkit.config import GPTConfig  # noqa: E402
+from gptkit.model import flops_per_token  # noqa: E402
 
 
 def main(results: str, png: str) -> None:
@@ -33,5 +40,37 @@ def main(results: str, png: str) -> None:
     print(f"wrote {png}")
 
 
+def by_batch(results: str, png: str) -> None:
+    rows = []  # (system, batch, tokens/s, MFU, peak GiB) of the one-process GPT-2 124M runs
+    for line in Path(results).read_text().splitlines():
+        r = json.loads(line) if line.strip() else {}
+        if r.get("preset") == "gpt2" and r.get("processes", 1) == 1:
+            rows.append(("gptkit", r["batch_size"], r["tokens_per_sec"], r["mfu"], r["peak_memory_gib"]))
+        elif "peer" in r and r.get("what") == "train gpt2-124M":
+            mfu = r.get("mfu_989", r["tok_s"] * flops_per_token(GPTConfig.preset("gpt2"), 1024) / 989e12)
+            rows.append((r["peer"], r["batch"], r["tok_s"], mfu, r["peak_gib"]))
+    print("| system | batch x 1024 | tokens/s | MFU | peak memory |\n| --- | --- | --- | --- | --- |")
+    for system, batch, tok_s, mfu, mem in rows:
+        print(f"| {system} | {batch} | {tok_s:,} | {mfu:.1%} | {mem} GiB |")
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    for system in dict.fromkeys(r[0] for r in rows):
+        points = sorted((b, t / 1000) for name, b, t, _, _ in rows if name == system)
+        ax.plot(*zip(*points), marker="o", label=system)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({r[1] for r in rows}), [str(b) for b in sorted({r[1] for r in rows})])
+    ax.set_xlabel("batch size (sequences of 1024 tokens)")
+    ax.set_ylabel("training tokens / s (thousands)")
+    ax.set_title("GPT-2 124M training, bf16 + compile, one GPU")
+    ax.set_ylim(0, None)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png)
+    print(f"wrote {png}")
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1] == "--by-batch":
+        by_batch(*sys.argv[2:4])
+    else:
+        main(*sys.argv[1:3])

@@ -2,14 +2,17 @@
 
     python benchmarks/train_throughput.py --preset gpt2 --dtype bf16 --compile --steps 40
     python benchmarks/train_throughput.py --preset shakespeare-char --device cpu --steps 30
+    torchrun --standalone --nproc_per_node 2 benchmarks/train_throughput.py --preset gpt2 --dtype bf16 --compile
 
 Data: the bundled Shakespeare, tokenized with the GPT-2 tokenizer (or characters for char presets).
 Timing: the median tokens/s of the steps after the first ``--warmup`` (compilation, allocator warm-up).
+Under torchrun, tokens/s is the whole job's, MFU is per GPU and peak memory is rank 0's; rank 0 reports.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -34,9 +37,9 @@ def peak_tflops() -> float | None:
 
 
 def run(args) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:  # under torchrun, give --out: every rank must write the same run
         cfg = TrainConfig(preset=args.preset, data=args.data, tokenizer="char" if "char" in args.preset else "gpt2",
-                          out=str(Path(tmp) / "run"), max_steps=args.steps, batch_size=args.batch_size,
+                          out=args.out or str(Path(tmp) / "run"), parallel=args.parallel, max_steps=args.steps, batch_size=args.batch_size,
                           block_size=args.block_size, device=args.device, dtype=args.dtype, compile=args.compile,
                           eval_every=0, save_every=0, sample_tokens=0, warmup_steps=5)
         if torch.cuda.is_available():
@@ -47,10 +50,12 @@ def run(args) -> dict:
         records = read_metrics(Path(cfg.out) / "metrics.jsonl")
         model_cfg: GPTConfig = result.trainer.model.config
     tok_s = statistics.median(r["tokens_per_sec"] for r in records[args.warmup:])
-    flops = flops_per_token(model_cfg, model_cfg.block_size) * tok_s
+    gpus = int(os.environ.get("WORLD_SIZE", "1"))
+    flops = flops_per_token(model_cfg, model_cfg.block_size) * tok_s / gpus
     peak = peak_tflops()
     return {
         "preset": args.preset, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "processes": gpus, "parallel": args.parallel if gpus > 1 else None,
         "dtype": args.dtype, "compile": args.compile, "batch_size": args.batch_size,
         "block_size": model_cfg.block_size, "steps": args.steps, "tokens_per_sec": round(tok_s),
         "achieved_tflops": round(flops / 1e12, 1), "mfu": round(flops / 1e12 / peak, 3) if peak else None,
@@ -71,9 +76,12 @@ def main() -> None:
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--data", help="Shards from `gptkit prepare` (default: prepare the bundled Shakespeare).")
     p.add_argument("--json", help="Append the result as one JSON line to this file.")
+    p.add_argument("--out", help="Run directory (default: a temporary one); needed under torchrun.")
+    p.add_argument("--parallel", default="ddp", choices=["ddp", "fsdp"], help="Under torchrun.")
     args = p.parse_args()
     result = run(args)
-    emit(result, args.json)
+    if os.environ.get("RANK", "0") == "0":
+        emit(result, args.json)
 
 
 if __name__ == "__main__":

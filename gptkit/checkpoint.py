@@ -138,12 +138,24 @@ def tokenizer_from_spec(spec: str, texts: Iterable[str] = ()) -> Tokenizer:
 def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state_tensors: dict[str, torch.Tensor],
                     state_meta: dict, keep: int = 2) -> Path:
     """Write checkpoints/step-N atomically, point ``latest`` at it, and keep the newest ``keep``."""
-    root = Path(run_dir) / CHECKPOINTS
-    final = root / f"step-{step:07d}"
-    tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = new_checkpoint_dir(run_dir, step)
     model.save_pretrained(tmp, tokenizer)
     save_tensors(tmp / TRAIN_STATE, state_tensors, metadata={"gptkit_state": json.dumps(state_meta)})
+    return commit_checkpoint(run_dir, step, keep)
+
+
+def new_checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    """The empty temporary directory step-N is written into before ``commit_checkpoint`` renames it."""
+    tmp = checkpoint_paths(run_dir, step)[1]
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_checkpoint(run_dir: str | Path, step: int, keep: int = 2) -> Path:
+    """Make the written temporary directory step-N, point ``latest`` at it, and keep the newest ``keep``."""
+    final, tmp = checkpoint_paths(run_dir, step)
+    root = final.parent
     fsync_dir(tmp)
     shutil.rmtree(final, ignore_errors=True)  # left by a run killed before it moved ``latest``
     tmp.rename(final)
@@ -155,13 +167,24 @@ def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state_tens
     return final
 
 
-def load_training_state(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Path, dict, dict]:
-    """(checkpoint directory, state tensors, state metadata) of the newest checkpoint of a run."""
-    run_dir = Path(run_dir)
-    directory = latest_checkpoint(run_dir)
+def checkpoint_paths(run_dir: str | Path, step: int) -> tuple[Path, Path]:
+    """(checkpoint directory, the temporary one it is written in) of step N."""
+    final = Path(run_dir) / CHECKPOINTS / f"step-{step:07d}"
+    return final, final.with_name(f".{final.name}.tmp")
+
+
+def resume_checkpoint(run_dir: str | Path) -> Path:
+    """The newest checkpoint of a run that --resume continues."""
+    directory = latest_checkpoint(Path(run_dir))
     if directory is None:
         raise GptkitError(f"--resume: {run_dir} has no checkpoint yet (the run stopped before its first save); "
                           "start it again without --resume")
+    return directory
+
+
+def load_training_state(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Path, dict, dict]:
+    """(checkpoint directory, state tensors, state metadata) of the newest checkpoint of a run."""
+    directory = resume_checkpoint(run_dir)
     path = directory / TRAIN_STATE
     tensors = load_tensors(path, device=device)
     meta = json.loads(read_metadata(path).get("gptkit_state", "{}"))

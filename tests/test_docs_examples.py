@@ -6,7 +6,8 @@ trailing `# comment` set aside) and run in order in a fresh directory whose `run
 demo model (`make demo`'s run, trained for 2 steps here), so each example may use what the
 repository provides, what `make demo` makes and what an earlier example of the same document made:
 
-- `gptkit ...` (also behind `timeout`, which here lets it finish) runs in-process through click's
+- `gptkit ...` (also behind `timeout`, which here lets it finish, or `torchrun ... -m gptkit`, which
+  here is one process) runs in-process through click's
   CliRunner and must exit with status 0. To keep it fast the test appends the flags of SHRINK for
   that subcommand; click keeps the last value of a repeated option, so these override the
   document's own (fewer steps, smaller batches, training windows of 8 tokens, only short dialogues,
@@ -189,6 +190,9 @@ def run_example(example: Example, monkeypatch) -> None:
     if argv[0] == "timeout" and "gptkit" in argv:  # a deliberately interrupted run: here it just runs
         argv = argv[argv.index("gptkit"):]
     program = Path(argv[0]).name
+    if program == "torchrun":  # `torchrun [its flags] -m gptkit ...`: here, the same command in one process
+        assert argv[argv.index("-m") + 1:][:1] == ["gptkit"], f"{example.where}: torchrun runs `-m gptkit ...` here"
+        argv, program = argv[argv.index("-m") + 1:], "gptkit"
     if program == "gptkit":
         run_gptkit(argv[1:], example)
     elif program.startswith("python") and example.stdin is not None and argv[1:] == ["-"]:

@@ -12,9 +12,9 @@ from gptkit.chat.data import Dialogue, read_dialogues
 from gptkit.chat.examples import ExampleConfig, build_examples, dialogue_batches, dialogue_pairs
 from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
 from gptkit.checkpoint import load_tokenizer, tokenizer_from_spec
-from gptkit.device import resolve_device
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
+from gptkit.train import distributed
 from gptkit.train.config import TrainConfig
 from gptkit.train.pretrain import build_model, training_window
 from gptkit.train.trainer import Trainer
@@ -56,8 +56,13 @@ def dialogue_tokenizer(cfg: TrainConfig, dialogues: list[Dialogue]) -> Tokenizer
 
 
 def train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, progress: bool = True) -> DialogueResult:
+    """Train; under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
-    device = resolve_device(cfg.device)
+    with distributed.session(cfg.device) as device:
+        return _train_dialogue(cfg, dcfg, device, progress)
+
+
+def _train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, device: torch.device, progress: bool) -> DialogueResult:
     torch.manual_seed(cfg.seed)
     dialogues = read_dialogues(dcfg.data)
     tokenizer = dialogue_tokenizer(cfg, dialogues)

@@ -43,13 +43,15 @@ def dialogue() -> None:
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint (same data and flags).")
+@click.option("--parallel", type=click.Choice(["ddp", "fsdp"]), default="ddp", show_default=True,
+              help="Under torchrun: a model replica per process (ddp) or FSDP2 shards (fsdp).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dialogue_train(data, reverse, max_history, loss_on_all_turns, val_fraction, no_url_filter, no_repeat_filter,
                    no_common_word_filter, no_bracket_filter, max_words, blocklist, max_response_count, quiet,
                    **train) -> None:
     """Train a dialogue model on turns joined by end-of-text, the loss on the responses."""
     from gptkit.chat import DialogueConfig, ExampleConfig, FilterConfig, train_dialogue
-    from gptkit.train import TrainConfig
+    from gptkit.train import TrainConfig, distributed
 
     filters = FilterConfig(urls=not no_url_filter, repeated_words=not no_repeat_filter,
                            common_words=not no_common_word_filter, brackets=not no_bracket_filter,
@@ -58,6 +60,8 @@ def dialogue_train(data, reverse, max_history, loss_on_all_turns, val_fraction, 
     examples = ExampleConfig(max_history=max_history, loss_on_all_turns=loss_on_all_turns, reverse=reverse)
     cfg = TrainConfig(sample_tokens=0, **train)
     result = train_dialogue(cfg, DialogueConfig(data, val_fraction, examples, filters), progress=not quiet)
+    if not distributed.is_main():
+        return
     for line in result.report.lines():
         click.echo(line)
     click.echo(f"{result.too_long:,} pairs too long for the context; {result.n_train:,} training and "

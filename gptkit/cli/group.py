@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
 
-from gptkit.errors import GptkitError
+from gptkit.errors import GptkitError, RankError
 
 
 class Group(click.Group):
@@ -17,15 +18,22 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except GptkitError as e:
-            click.echo(f"error: {e}", err=True)
+            if isinstance(e, RankError) or _main_process():
+                click.echo(f"error: {e}", err=True)
             ctx.exit(2)
         except OSError as e:  # a path that cannot be read or written: name it, no traceback
             where = f": {e.filename}" if e.filename else ""
             click.echo(f"error: {e.strerror or e}{where}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted", err=True)
+            if _main_process():
+                click.echo("\ninterrupted", err=True)
             ctx.exit(130)
+
+
+def _main_process() -> bool:
+    """Not a second or later process of a torchrun job: those meet the same errors as rank 0, which speaks."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -33,24 +33,32 @@ from gptkit.cli.group import cli
 @click.option("--compile/--no-compile", default=None, help="torch.compile the model.")
 @click.option("--eval-every", type=int, help="Validation loss every N steps (0: only at the end).")
 @click.option("--eval-batches", type=int)
+@click.option("--log-every", type=int, help="Steps between reads of the loss from the GPU (every step is logged).")
 @click.option("--save-every", type=int, help="Checkpoint every N steps (and always at the end).")
 @click.option("--keep-checkpoints", type=int, help="How many of the newest checkpoints to keep (default 2).")
 @click.option("--sample-tokens", type=int, help="Length of the sample printed at the end (0: none).")
+@click.option("--parallel", type=click.Choice(["ddp", "fsdp"]),
+              help="Under torchrun: ddp (default, a model replica per process) or fsdp (FSDP2, sharded).")
 @click.option("--resume", is_flag=True, default=None, help="Continue the run in --out from its newest checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def pretrain(config_file, quiet, **flags) -> None:
     """Pretrain with the language-model objective L1 (next-token cross-entropy)."""
-    from gptkit.train import TrainConfig
+    from gptkit.checkpoint import load_model
+    from gptkit.train import TrainConfig, distributed
     from gptkit.train import pretrain as run
 
     cfg = TrainConfig.resolve(flags, config_file)
     result = run(cfg, progress=not quiet)
+    if not distributed.is_main():
+        return
     click.echo(f"\ntrained {result.steps} steps; validation loss {_fmt(result.val_loss)} nats/token "
                f"(unigram baseline {_fmt(result.unigram_baseline)})")
     click.echo(f"model: {cfg.out}   loss curve: {result.loss_curve}")
     if cfg.sample_tokens:
         click.echo("\n--- sample ---")
-        stream_sample(result.trainer.model, result.trainer.tokenizer, "\n",
+        # A torchrun job's model may be sharded over processes that have finished: sample the saved one.
+        model = load_model(cfg.out, result.trainer.device) if distributed.launched_by_torchrun() else result.trainer.model
+        stream_sample(model, result.trainer.tokenizer, "\n",
                        dict(max_new_tokens=cfg.sample_tokens, temperature=0.8, top_k=40, seed=cfg.seed))
 
 

@@ -9,7 +9,21 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
+from gptkit.errors import GptkitError
+
 Item = TypeVar("Item")
+
+
+def rank_rows(batch_size: int, rank: int, world: int) -> slice:
+    """The rows of every batch that process ``rank`` of ``world`` trains on (torchrun): its own
+    1/world. Every process draws the whole batch from the same seed and keeps its slice, so the
+    processes together see exactly what one process would, and the batch source's position (its
+    resumable state) is the same on every process at any world size."""
+    if batch_size % world:
+        raise GptkitError(f"--batch-size {batch_size} does not split over {world} processes: use a multiple of "
+                          f"{world} (it is the batch of the whole job; each process takes 1/{world} of it)")
+    share = batch_size // world
+    return slice(rank * share, (rank + 1) * share)
 
 
 def pad(rows: Sequence[Sequence[int]], value: int, left: bool = False, width: int | None = None,
@@ -35,7 +49,11 @@ class EpochBatches(Generic[Item]):
                  seed: int = 0):
         self.items, self.batch_size, self.collate, self.seed = items, batch_size, collate, seed
         self.epoch, self.pos = 0, 0
+        self.rows = slice(None)  # the rows of each batch this process trains on (all but under torchrun)
         self._order = self._shuffle()
+
+    def shard(self, rank: int, world: int) -> None:
+        self.rows = rank_rows(self.batch_size, rank, world)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -48,7 +66,7 @@ class EpochBatches(Generic[Item]):
         if self.pos + self.batch_size > len(self.items) and self.pos > 0:
             self.epoch, self.pos = self.epoch + 1, 0
             self._order = self._shuffle()
-        picked = self._order[self.pos: self.pos + self.batch_size]
+        picked = self._order[self.pos: self.pos + self.batch_size][self.rows]
         self.pos += self.batch_size
         return self.collate([self.items[i] for i in picked])
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gptkit.data.batches import rank_rows
 from gptkit.data.encoders import saved_files
 from gptkit.data.prepare import META_NAME, META_VERSION
 from gptkit.data.shards import open_shard, read_header
@@ -114,6 +115,10 @@ class WindowLoader:
                 f"{block_size + 1}; lower --block-size or add more text"
             )
         self.rng = np.random.default_rng(seed)
+        self.rows = slice(None)  # the rows of each batch this process trains on (all but under torchrun)
+
+    def shard(self, rank: int, world: int) -> None:
+        self.rows = rank_rows(self.batch_size, rank, world)
 
     def __len__(self) -> int:
         return int(self.windows_per_shard.sum())
@@ -126,13 +131,13 @@ class WindowLoader:
             raise self.corpus.out_of_vocabulary(self.paths[shard], window)
         return window
 
-    def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = rng.integers(0, len(self), size=self.batch_size)
+    def _batch(self, rng: np.random.Generator, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = rng.integers(0, len(self), size=self.batch_size)[rows]
         data = torch.from_numpy(np.stack([self._window(int(i)) for i in starts]))  # (B, T+1)
         return data[:, :-1], data[:, 1:]
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._batch(self.rng)
+        return self._batch(self.rng, self.rows)
 
     def fixed_batches(self, n: int, seed: int = 1234) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same ``n`` batches every call: validation loss is comparable from one eval to the next."""

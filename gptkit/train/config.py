@@ -19,6 +19,7 @@ from gptkit.device import PRECISIONS
 from gptkit.errors import GptkitError
 from gptkit.io import read_json, read_text
 
+PARALLEL = ("ddp", "fsdp")  # how a torchrun job splits the work: replicas (DDP) or shards (FSDP2)
 TRAIN_CONFIG = "train_config.json"  # a run's config, written when it starts and read by --resume
 
 
@@ -27,7 +28,7 @@ LIMITS = (("max_steps", 1, int), ("batch_size", 1, int), ("block_size", 1, int),
           ("lr", 0, float), ("min_lr", 0, float), ("warmup_steps", 0, int), ("weight_decay", 0, float),
           ("beta1", 0, float), ("beta2", 0, float), ("grad_clip", 0, float), ("dropout", 0, float),
           ("seed", 0, int), ("eval_every", 0, int), ("eval_batches", 1, int), ("save_every", 0, int),
-          ("keep_checkpoints", 1, int), ("sample_tokens", 0, int))
+          ("keep_checkpoints", 1, int), ("sample_tokens", 0, int), ("log_every", 1, int))
 OPTIONAL = {"block_size", "min_lr", "dropout", "max_steps", "warmup_steps", "eval_every"}
 
 
@@ -42,7 +43,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"n_layer": 2}
     # optimisation (AdamW, linear warmup then cosine decay to min_lr)
     max_steps: int = 1500
-    batch_size: int = 32
+    batch_size: int = 32  # windows per micro-batch of the whole job; under torchrun each process takes 1/world
     block_size: int | None = None  # None: the preset's context length
     grad_accum: int = 1
     lr: float = 2e-3
@@ -59,10 +60,12 @@ class TrainConfig:
     dtype: str = "auto"  # auto: bf16 autocast on GPUs that have it, fp16 on others, fp32 on CPU
     compile: bool = False
     eval_every: int = 250
+    log_every: int = 10  # steps between reads of the loss from the device (every step is still logged)
     eval_batches: int = 20
     save_every: int = 500
     keep_checkpoints: int = 2
     resume: bool = False
+    parallel: str = "ddp"  # under torchrun: "ddp" (a replica per process) or "fsdp" (FSDP2 shards)
     sample_tokens: int = 400  # length of the sample printed at the end (0: none)
 
     def validate(self) -> None:
@@ -81,6 +84,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
                 raise GptkitError(f"--{name} must be in [0, 1), got {value}")
+        if self.parallel not in PARALLEL:
+            raise GptkitError(f"--parallel must be one of {', '.join(PARALLEL)}; got {self.parallel!r}")
         if self.dtype not in PRECISIONS:
             raise GptkitError(f"--dtype must be one of {', '.join(PRECISIONS)}; got {self.dtype!r}")
         if not isinstance(self.model, dict):

@@ -37,9 +37,14 @@ def optimizer_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim"
 
 
 def optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, prefix: str = "optim") -> None:
+    optimizer.load_state_dict(optimizer_state(tensors, meta, prefix))
+
+
+def optimizer_state(tensors: dict, meta: dict, prefix: str = "optim") -> dict:
+    """The optimizer state dict (keyed by parameter index) that ``optimizer_to_tensors`` took apart."""
     state: dict[int, dict] = {}
     for name, value in tensors.items():
         if name.startswith(prefix + "."):
             _, pid, key = name.split(".", 2)
             state.setdefault(int(pid), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return {"state": state, "param_groups": meta["param_groups"]}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+import gptkit.train.distributed as distributed
 from gptkit.checkpoint import load_model, tokenizer_from_spec
 from gptkit.config import GPTConfig
 from gptkit.data import (
@@ -17,7 +18,6 @@ from gptkit.data import (
     shakespeare_splits,
     unigram_entropy,
 )
-from gptkit.device import resolve_device
 from gptkit.errors import GptkitError
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
@@ -70,15 +70,23 @@ def training_window(cfg: TrainConfig, model: GPT) -> int:
 
 
 def pretrain(cfg: TrainConfig, progress: bool = True) -> PretrainResult:
+    """Train; under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
-    device = resolve_device(cfg.device)
+    with distributed.session(cfg.device) as device:
+        return _pretrain(cfg, device, progress)
+
+
+def _pretrain(cfg: TrainConfig, device: torch.device, progress: bool) -> PretrainResult:
     torch.manual_seed(cfg.seed)
     if cfg.data:
         corpus = Corpus(cfg.data)  # one prepared directory or several; fails clearly if one is not prepared
     else:
         # One cache per tokenizer: shards made with another vocabulary must never be reused.
-        corpus = Corpus(prepare_bundled_shakespeare(Path(cfg.out) / "data" / re.sub(r"[^\w.-]", "_", cfg.tokenizer),
-                                                    cfg.tokenizer, progress))
+        data_dir = Path(cfg.out) / "data" / re.sub(r"[^\w.-]", "_", cfg.tokenizer)
+        if distributed.is_main():  # made once, by rank 0, while the other ranks wait
+            prepare_bundled_shakespeare(data_dir, cfg.tokenizer, progress)
+        distributed.barrier()
+        corpus = Corpus(data_dir)
     tokenizer = corpus.tokenizer
     model = build_model(cfg, tokenizer, device)
     block = training_window(cfg, model)
@@ -87,6 +95,8 @@ def pretrain(cfg: TrainConfig, progress: bool = True) -> PretrainResult:
     val = WindowLoader(corpus, "val", block, cfg.batch_size).fixed_batches(cfg.eval_batches) if has_val else None
     trainer = Trainer(cfg, model, tokenizer, train, val, progress=progress)
     summary = trainer.fit()
+    if not distributed.is_main():
+        return PretrainResult(trainer, summary["step"], summary["val_loss"], None, trainer.out / "loss.png")
     baseline = unigram_entropy(corpus) if has_val else None
     curve = trainer.plot(baseline)
     return PretrainResult(trainer, summary["step"], summary["val_loss"], baseline, curve)

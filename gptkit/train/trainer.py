@@ -1,6 +1,11 @@
 """The one training loop. Pretraining, fine-tuning and dialogue training differ only in the batch
 source and the loss function handed to Trainer; schedules, clipping, accumulation, autocast,
-compile, evaluation, logging, progress and exact-resume checkpoints are written once, here."""
+compile, evaluation, logging, progress and exact-resume checkpoints are written once, here.
+
+Under torchrun the same loop runs on every rank (gptkit.train.distributed): rank 0 alone logs and
+writes; checkpoints are sharded with torch.distributed.checkpoint beside the usual model files.
+Loss and gradient norm stay on the device between log lines: reading them is a host sync, done once
+every ``log_every`` steps, so the host keeps queueing work ahead of the GPU."""
 
 from __future__ import annotations
 
@@ -15,9 +20,19 @@ from typing import Protocol
 import torch
 from tqdm import tqdm
 
-from gptkit.checkpoint import LATEST, load_training_state, save_checkpoint
+import gptkit.train.distributed as distributed
+from gptkit.checkpoint import (
+    LATEST,
+    checkpoint_paths,
+    commit_checkpoint,
+    load_training_state,
+    new_checkpoint_dir,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from gptkit.device import autocast_dtype, enable_tf32
-from gptkit.io import load_tensors, write_text
+from gptkit.errors import GptkitError, RankError
+from gptkit.io import load_tensors, read_json, write_text
 from gptkit.model import GPT, lm_loss
 from gptkit.model.gpt import WEIGHTS_NAME, check_state_dict
 from gptkit.train.config import TRAIN_CONFIG, TrainConfig
@@ -25,6 +40,7 @@ from gptkit.train.optim import (
     lr_at,
     make_optimizer,
     optimizer_from_tensors,
+    optimizer_state,
     optimizer_to_tensors,
 )
 from gptkit.train.plot import plot_losses, read_metrics
@@ -32,10 +48,13 @@ from gptkit.train.plot import plot_losses, read_metrics
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[[GPT, Batch], torch.Tensor]
 log = logging.getLogger("gptkit")
+SHARDS = "distributed"  # a torchrun run's checkpoint: model + optimizer shards (torch.distributed.checkpoint)
+SHARDED_STATE = "training_state.json"  # ... and the rest of its training state
 
 
 class BatchSource(Protocol):
     def next_batch(self) -> Batch: ...
+    def shard(self, rank: int, world: int) -> None: ...  # under torchrun: take this rank's rows of each batch
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
 
@@ -57,8 +76,19 @@ class Trainer:
         self.device = next(model.parameters()).device
         self.amp_dtype = autocast_dtype(self.device, cfg.dtype)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.distributed, self.main = distributed.active(), distributed.is_main()
+        if distributed.launched_by_torchrun() and not self.distributed:
+            raise GptkitError(f"{desc} does not run under torchrun yet; start it without torchrun")
+        if self.distributed:
+            world = distributed.world_size()
+            train_batches.shard(distributed.rank(), world)
+            if any(len(batch[0]) < world for batch in val_batches or ()):
+                raise GptkitError(f"a validation batch has fewer rows than the {world} processes that share it: "
+                                  "use a larger --batch-size or more validation data")
+        # DDP around the model, or FSDP sharding it in place; the optimizer holds what it then owns.
+        self.wrapped = distributed.wrap(model, cfg.parallel) if self.distributed else model
         self.optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), self.device.type)
-        self.forward_model = torch.compile(model) if cfg.compile else model
+        self.forward_model = torch.compile(self.wrapped) if cfg.compile else self.wrapped
         self.out = Path(cfg.out)
         self.metrics_path = self.out / "metrics.jsonl"
         self.step = 0
@@ -72,6 +102,9 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _to_device(self, batch: Batch) -> Batch:
+        """Copied from pinned memory on CUDA, so the copy does not stall the host queueing kernels."""
+        if self.device.type == "cuda":
+            batch = tuple(t.pin_memory() for t in batch)
         return tuple(t.to(self.device, non_blocking=True) for t in batch)
 
     def learning_rate(self) -> float:
@@ -81,26 +114,30 @@ class Trainer:
                      cfg.warmup_steps, cfg.max_steps)
 
     def train_step(self) -> dict:
-        """One optimizer step over ``grad_accum`` micro-batches; returns what the log records."""
+        """One optimizer step over ``grad_accum`` micro-batches; returns what the log records, the
+        loss (this rank's) and gradient norm as device tensors (reading them would wait for the GPU)."""
         cfg = self.cfg
         lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if self.distributed:  # dropout: different on each rank, the same on a rerun of the step
+            torch.manual_seed(cfg.seed + self.step * distributed.world_size() + distributed.rank())
         total, tokens = torch.zeros((), device=self.device), 0
-        for _ in range(cfg.grad_accum):
+        for i in range(cfg.grad_accum):
             batch = self._to_device(self.train_batches.next_batch())
-            tokens += batch[0].numel()
-            with self._autocast():
-                loss = self.loss_fn(self.forward_model, batch) / cfg.grad_accum
-            self.scaler.scale(loss).backward()
+            tokens += batch[0].numel() * distributed.world_size()
+            with distributed.gradient_sync(self.wrapped, sync=i == cfg.grad_accum - 1):
+                with self._autocast():
+                    loss = self.loss_fn(self.forward_model, batch) / cfg.grad_accum
+                self.scaler.scale(loss).backward()
             total += loss.detach()
         self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip).item()
+        grad_norm = distributed.full_tensor(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return {"loss": total.item(), "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
+        return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -110,22 +147,48 @@ class Trainer:
         self.model.eval()
         losses = []
         for batch in self.val_batches:
+            share = distributed.my_share(batch) if self.distributed else batch
             with self._autocast():
-                losses.append(self.loss_fn(self.forward_model, self._to_device(batch)).item())
+                loss = self.loss_fn(self.forward_model, self._to_device(share)).float()
+            losses.append(loss * (len(share[0]) / len(batch[0])))  # this rank's part of the batch's mean
         self.model.train()
-        return {"val_loss": sum(losses) / len(losses)}
+        return {"val_loss": distributed.sum_over_ranks(torch.stack(losses).mean()).item()}
 
     # --- checkpoints --------------------------------------------------------------------------
 
+    def _state_meta(self, optim_meta: dict) -> dict:
+        return {"step": self.step, "optimizer": optim_meta, "loader": self.train_batches.state_dict(),
+                "scaler": self.scaler.state_dict(), "train_config": json.loads(self.cfg.to_json())}
+
     def save(self) -> Path:
+        if self.distributed:
+            return self._save_sharded()
         tensors, optim_meta = optimizer_to_tensors(self.optimizer)
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        meta = {"step": self.step, "optimizer": optim_meta, "loader": self.train_batches.state_dict(),
-                "scaler": self.scaler.state_dict(), "train_config": json.loads(self.cfg.to_json())}
-        return save_checkpoint(self.out, self.step, self.model, self.tokenizer, tensors, meta,
+        return save_checkpoint(self.out, self.step, self.model, self.tokenizer, tensors, self._state_meta(optim_meta),
                                keep=self.cfg.keep_checkpoints)
+
+    def _save_sharded(self) -> Path:
+        """Every rank writes its shards; rank 0 adds the whole model (config.json + model.safetensors,
+        what generate/eval/export read) and the JSON state, then commits the directory atomically."""
+        final, tmp = checkpoint_paths(self.out, self.step)
+        if self.main:
+            new_checkpoint_dir(self.out, self.step)
+        distributed.barrier()
+        param_groups = distributed.save_sharded(tmp / SHARDS, self.model, self.optimizer)
+        weights = distributed.full_state(self.model)
+        if self.main:
+            with torch.device("meta"):
+                whole = GPT(self.model.config)
+            whole.load_state_dict(weights, assign=True)
+            whole.save_pretrained(tmp, self.tokenizer)
+            state = {**self._state_meta({"param_groups": param_groups}), "world_size": distributed.world_size()}
+            write_text(tmp / SHARDED_STATE, json.dumps(state) + "\n")
+            commit_checkpoint(self.out, self.step, keep=self.cfg.keep_checkpoints)
+        distributed.barrier()  # nobody runs ahead of a checkpoint that is not yet committed
+        return final
 
     def load_weights(self, directory: Path) -> None:
         """Put a checkpoint's weights into the model being trained (fine-tuning adds its head)."""
@@ -134,62 +197,102 @@ class Trainer:
         self.model.load_state_dict(weights)
 
     def restore(self) -> None:
-        """Continue the run in ``out`` exactly where its newest checkpoint left it."""
-        directory, tensors, meta = load_training_state(self.out)
-        self.load_weights(directory)
-        optimizer_from_tensors(self.optimizer, tensors, meta["optimizer"])
+        """Continue the run in ``out`` exactly where its newest checkpoint left it, on any number of
+        processes: a torchrun job's sharded checkpoint or a single process's."""
+        directory = resume_checkpoint(self.out)
+        if (directory / SHARDS).is_dir():
+            meta = read_json(directory / SHARDED_STATE, fix="the checkpoint is damaged; resume from an older one")
+            distributed.load_sharded(directory / SHARDS, self.model, self.optimizer, meta["optimizer"]["param_groups"])
+        elif self.distributed:  # a single process's checkpoint, continued by many
+            directory, tensors, meta = load_training_state(self.out)
+            distributed.load_whole(self.model, self.optimizer, load_tensors(directory / WEIGHTS_NAME),
+                                   optimizer_state(tensors, meta["optimizer"]))
+        else:
+            directory, tensors, meta = load_training_state(self.out)
+            self.load_weights(directory)
+            optimizer_from_tensors(self.optimizer, tensors, meta["optimizer"])
+            torch.set_rng_state(tensors["rng.cpu"].cpu())
+            if "rng.cuda" in tensors and self.device.type == "cuda":
+                torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
         self.train_batches.load_state_dict(meta["loader"])
         if meta.get("scaler"):
             self.scaler.load_state_dict(meta["scaler"])
-        torch.set_rng_state(tensors["rng.cpu"].cpu())
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
         self.step = meta["step"]
-        # Forget what the interrupted run logged after this checkpoint: those steps are redone.
-        kept = [r for r in read_metrics(self.metrics_path) if r["step"] <= self.step]
-        write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+        if self.main:  # forget what the interrupted run logged after this checkpoint: those steps are redone
+            kept = [r for r in read_metrics(self.metrics_path) if r["step"] <= self.step]
+            write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
     # --- the loop -----------------------------------------------------------------------------
 
-    def _log(self, record: dict) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+    def _settle(self, records: list[dict], seconds: float) -> None:
+        """Read the device values of ``records`` in one sync: losses averaged over ranks (the gradient
+        norm is the same on every rank), and the rate."""
+        values = torch.stack([torch.stack([r["loss"], r["grad_norm"]]) for r in records])
+        values = distributed.sum_over_ranks(values) / distributed.world_size()
+        rate = sum(r.pop("tokens") for r in records) / seconds
+        for record, (loss, grad_norm) in zip(records, values.tolist()):
+            record.update(loss=loss, grad_norm=grad_norm, tokens_per_sec=rate)
 
-    def fit(self) -> dict:
+    def _log(self, records: list[dict]) -> None:
+        if self.main:
+            with open(self.metrics_path, "a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in records)
+
+    def _start(self) -> None:
+        """A fresh run or, with ``resume``, the interrupted one; rank 0 writes the config and log."""
         cfg = self.cfg
         enable_tf32(self.device)
         self.out.mkdir(parents=True, exist_ok=True)
-        write_text(self.out / TRAIN_CONFIG, cfg.to_json())
+        if self.main:
+            write_text(self.out / TRAIN_CONFIG, cfg.to_json())
         if cfg.resume:
             self.restore()
-        else:
+        elif self.main:
             if (self.out / LATEST).exists():
                 log.warning("starting a new run in %s: its checkpoints will be replaced as this run saves "
                             "(use --resume to continue it instead)", self.out)
             self.metrics_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
+        distributed.barrier()  # no rank trains before rank 0 has set up the run directory
+
+    def fit(self) -> dict:
+        self._start()
+        try:
+            return self._loop()
+        except GptkitError as e:  # met by this rank alone (its windows, its GPU): it says so itself
+            if not self.distributed or isinstance(e, RankError):
+                raise
+            raise RankError(f"rank {distributed.rank()}: {e}") from None
+
+    def _loop(self) -> dict:
+        cfg = self.cfg
         self.model.train()
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=self.desc, unit="step",
-                   disable=not self.progress, dynamic_ncols=True)
+                   disable=not (self.progress and self.main), dynamic_ncols=True)
         val_loss = None
-        tok_rate = None
+        pending: list[dict] = []
+        t0 = time.perf_counter()
         while self.step < cfg.max_steps and not self.stop_requested:
-            t0 = time.perf_counter()
             stats = self.train_step()
-            rate = stats.pop("tokens") / (time.perf_counter() - t0)
-            tok_rate = rate if tok_rate is None else 0.9 * tok_rate + 0.1 * rate
-            record = {"step": self.step, **stats, "tokens_per_sec": rate}
-            last = self.step == cfg.max_steps
-            if (cfg.eval_every and self.step % cfg.eval_every == 0) or last:
-                metrics = self.evaluate()
-                record.update(metrics)
-                val_loss = metrics.get("val_loss", val_loss)
-                last = last or self.stop_requested
-            self._log(record)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-",
-                            tok_s=f"{tok_rate:,.0f}")
+            pending.append({"step": self.step, **stats})
             bar.update(1)
-            if (cfg.save_every and self.step % cfg.save_every == 0) or last:
+            last = self.step == cfg.max_steps
+            evaluate = bool(cfg.eval_every and self.step % cfg.eval_every == 0) or last
+            save = bool(cfg.save_every and self.step % cfg.save_every == 0) or last
+            if not (evaluate or save or self.step % cfg.log_every == 0):
+                continue
+            self._settle(pending, time.perf_counter() - t0)
+            if evaluate:
+                metrics = self.evaluate()
+                pending[-1].update(metrics)
+                val_loss = metrics.get("val_loss", val_loss)
+                save = save or self.stop_requested
+            self._log(pending)
+            bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-",
+                            tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}")
+            pending = []
+            if save:
                 self.save()
+            t0 = time.perf_counter()
         bar.close()
         return {"step": self.step, "val_loss": val_loss, "metrics": str(self.metrics_path)}
 

@@ -44,7 +44,7 @@ def losses(run: Path) -> dict[int, float]:
 
 def test_sigkill_then_resume_reproduces_every_loss(char_data, tmp_path):
     args = ["--preset", "tiny", "--data", char_data, "--max-steps", str(STEPS), "--batch-size", "16",
-            "--block-size", "64", "--dropout", "0.1", "--save-every", str(SAVE_EVERY), "--eval-every", "25",
+            "--block-size", "64", "--dropout", "0.1", "--save-every", str(SAVE_EVERY), "--eval-every", "25", "--log-every", "5",
             "--sample-tokens", "0", "--seed", "7"]
     full, killed = tmp_path / "full", tmp_path / "killed"
     # The uninterrupted run beside the one to kill: two cores, two processes.

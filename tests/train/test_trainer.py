@@ -166,7 +166,7 @@ def test_compiled_model_trains_like_the_eager_one(char_data, tmp_path):
         model = tiny_model(vocab_size=tok.vocab_size, n_layer=1).train()
         loader = WindowLoader(char_data, "train", cfg.block_size, cfg.batch_size, seed=cfg.seed)
         trainer = Trainer(cfg, model, tok, loader, progress=False)
-        return [trainer.train_step()["loss"] for _ in range(3)]
+        return [trainer.train_step()["loss"].item() for _ in range(3)]
 
     assert losses(False) == pytest.approx(losses(True), abs=1e-4)
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Training on GPUs, gptkit beside nanoGPT and transformers, in one device run (issue 10). From the
+# repository root on a CUDA machine:  bash benchmarks/train_gpu.sh
+# Writes benchmarks/results/train_batch_<gpu>.jsonl (JSON lines: tokens/s, MFU, peak memory at batch
+# 16/32/64, the default job's wall time, torchrun lines on 1 GPU and on 2 when there are 2) and its plot.
+# About 10 minutes on one H100 (most of it compiling).
+set -uo pipefail
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+OUT="${OUT:-benchmarks/results}"; mkdir -p "$OUT" docs/img
+GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1 | grep -oiE 'h100|h200|a100|l4|l40s' | head -n1 | tr A-Z a-z)
+R="$OUT/train_batch_${GPU:-gpu}.jsonl"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch; print('torch', torch.__version__)"
+python3 -m gptkit prepare --input shakespeare --tokenizer gpt2 --out /tmp/shk-gpt2 >/dev/null 2>&1
+
+# One GPU, GPT-2 124M, T = 1024, bf16 + compile: gptkit's full training step, then the peers' (the
+# peers are run, never imported: ../shared/peers is a measuring stick outside the repository).
+for b in 16 32 64; do
+  python3 benchmarks/train_throughput.py --preset gpt2 --data /tmp/shk-gpt2 --dtype bf16 --compile \
+    --steps 60 --warmup 20 --batch-size $b --json "$R"
+done
+python3 ../shared/peers/bench.py nanogpt-train --batch 16,32,64 | tee -a "$R"
+python3 ../shared/peers/bench.py hf-train --batch 16,32,64 | tee -a "$R"
+
+# The default job (bundled Shakespeare, shakespeare-char, 1,500 steps) end to end.
+start=$(date +%s.%N)
+python3 -m gptkit pretrain --out /tmp/demo --quiet --sample-tokens 0 | tail -n 3
+python3 - "$R" "$start" "$(date +%s.%N)" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open("/tmp/demo/metrics.jsonl")]
+line = {"what": "default job", "wall_s": round(float(sys.argv[3]) - float(sys.argv[2]), 1),
+        "val_loss": rows[-1].get("val_loss"), "loss_vs_seconds": "/tmp/demo/metrics.jsonl"}
+print(json.dumps(line)); open(sys.argv[1], "a").write(json.dumps(line) + "\n")
+PY
+
+# torchrun: FSDP2 on one GPU (nccl, sharded checkpoints: the cost of the machinery), then DDP and
+# FSDP2 on two GPUs when there are two; the same global batch of 32 x 1024.
+torchrun_line() {  # processes, parallel
+  torchrun --standalone --nproc_per_node "$1" benchmarks/train_throughput.py --preset gpt2 --data /tmp/shk-gpt2 \
+    --dtype bf16 --compile --steps 60 --warmup 20 --batch-size 32 --parallel "$2" --out "/tmp/torchrun-$1-$2" --json "$R"
+}
+torchrun_line 1 fsdp
+if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+  torchrun_line 2 ddp
+  torchrun_line 2 fsdp
+fi
+python3 benchmarks/plot_results.py --by-batch "$R" "docs/img/train_batch_${GPU:-gpu}.png"

@@ -1,0 +1,179 @@
+"""Training on many processes with PyTorch's own engine: torchrun starts the processes, DDP or FSDP2
+(``fully_shard``) synchronises them, torch.distributed.checkpoint saves them.
+
+A process started by torchrun (RANK/WORLD_SIZE/LOCAL_RANK in its environment) joins the process group
+in ``session``; a plain ``gptkit pretrain`` never touches torch.distributed and runs as it always has.
+The global batch is world-size independent: every rank draws the same ``batch_size`` windows per
+micro-batch from the shared seed and keeps its own 1/world of them (gptkit.data.batches.rank_rows).
+
+FSDP and torch.distributed.checkpoint are imported where used: together they take a second or more to
+import, which a plain run, which never needs them, should not pay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+
+from gptkit.device import resolve_device
+from gptkit.errors import GptkitError
+
+# A rank waiting in a collective for one that hangs (not one that dies: torchrun stops the others at
+# once then) gives up after this, instead of holding its GPU forever. Long enough for a first compile.
+TIMEOUT = timedelta(minutes=10)
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def active() -> bool:
+    """True in a process of a torchrun job once ``session`` has joined the process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main() -> bool:
+    """Rank 0 (or a plain process) alone prints, writes metrics, plots and samples."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def session(device_name: str) -> Iterator[torch.device]:
+    """The device of this process; under torchrun, inside the process group (nccl on CUDA, gloo on
+    the CPU), left cleanly at the end. A rank that lost a peer exits quietly: the rank that failed
+    (or torchrun) says why, so the user reads one error, not one per rank."""
+    if not launched_by_torchrun() or active():
+        yield resolve_device(device_name)
+        return
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        raise GptkitError(f"torchrun training runs on cuda or cpu, not {device.type}")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT,
+                            device_id=device if device.type == "cuda" else None)
+    try:
+        yield device
+    except RuntimeError as e:
+        if lost_peer(e):
+            raise SystemExit(1) from None
+        raise
+    dist.destroy_process_group()
+
+
+def lost_peer(e: RuntimeError) -> bool:
+    """A collective failed because another rank is gone (nccl: a DistError; gloo: a closed socket)."""
+    return isinstance(e, dist.DistError) or any(m in str(e) for m in ("Connection closed by peer", "Connection reset by peer"))
+
+
+def wrap(model: nn.Module, parallel: str) -> nn.Module:
+    """The module to run forward through: DDP around the model, or the model sharded in place by
+    FSDP2, one unit per transformer block plus the root (embeddings, final norm and the tied output
+    weight stay together in the root unit)."""
+    if parallel == "ddp":
+        device = next(model.parameters()).device
+        return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.h:
+        fully_shard(block)
+    # The root's weights (the output layer among them) end the forward and start the backward:
+    # kept gathered in between, they are not gathered twice.
+    return fully_shard(model, reshard_after_forward=False)
+
+
+def gradient_sync(model: nn.Module, sync: bool):
+    """Gradients all-reduced (DDP) or reduce-scattered (FSDP) only on an optimizer step's last micro-batch."""
+    if isinstance(model, DistributedDataParallel) and not sync:
+        return model.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):
+        model.set_requires_gradient_sync(sync)
+    return contextlib.nullcontext()
+
+
+def my_share(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """This rank's rows of a batch every rank holds whole (the fixed validation batches)."""
+    return tuple(t.tensor_split(world_size())[rank()] for t in batch)
+
+
+def sum_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    if active():
+        dist.all_reduce(value)
+    return value
+
+
+def full_tensor(value: torch.Tensor) -> torch.Tensor:
+    """A DTensor (FSDP's gradient norm) as the plain tensor it stands for."""
+    return value.full_tensor() if hasattr(value, "full_tensor") else value
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+# --- checkpoints: torch.distributed.checkpoint, tensors only (the JSON rest is written by rank 0) --------
+
+
+def save_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> list[dict]:
+    """Each rank writes its shards of the model and optimizer under ``path``; returns the optimizer's
+    param groups (hyper-parameters and parameter names), which the caller keeps as JSON: no pickle."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_state, optim_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optim": optim_state["state"]}, checkpoint_id=path)
+    return optim_state["param_groups"]
+
+
+def load_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, param_groups: list[dict]) -> None:
+    """Read what ``save_sharded`` wrote, resharded for this world size and ``--parallel``."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_state, optim_state = get_state_dict(model, optimizer)  # the shapes and shards to read into
+    state = {"model": model_state, "optim": optim_state["state"]}
+    with warnings.catch_warnings():  # in one plain process DCP warns that it loads without a process group
+        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        dcp.load(state, checkpoint_id=path)
+    set_state_dict(model, optimizer, model_state_dict=state["model"],
+                   optim_state_dict={"state": state["optim"], "param_groups": param_groups})
+
+
+def load_whole(model: nn.Module, optimizer: torch.optim.Optimizer, weights: dict[str, torch.Tensor],
+               optim_state: dict) -> None:
+    """Load a single-process checkpoint (whole weights, optimizer state keyed by parameter index) into
+    every rank, each keeping its own shards."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    names = {p: name for name, p in model.named_parameters()}
+    fqns = [names[p] for group in optimizer.param_groups for p in group["params"]]
+    state = {fqns[int(i)]: slots for i, slots in optim_state["state"].items()}
+    groups = [{**group, "params": [fqns[i] for i in group["params"]]} for group in optim_state["param_groups"]]
+    set_state_dict(model, optimizer, model_state_dict=weights, optim_state_dict={"state": state, "param_groups": groups},
+                   options=StateDictOptions(full_state_dict=True))
+
+
+def full_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The whole model's weights on rank 0's CPU (empty on the others); every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
