@@ -20,8 +20,10 @@ install: $(BIN)/gptkit
 demo: install
 	$(BIN)/gptkit pretrain
 
+# Two workers, whole files each (a module's server or trained model is built once): the suite
+# is mostly single-threaded processes, so this halves its wall time on 2 cores.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
