@@ -39,6 +39,12 @@ def model_turns(pair: Pair, reverse: bool) -> list[str]:
     return turns[::-1] if reverse else turns
 
 
+# DialoGPT's format as a chat template (Jinja, as transformers applies it): every turn but system
+# messages, each followed by end-of-text. A dialogue model's tokenizer carries it (Tokenizer.chat_template).
+DIALOGUE_TEMPLATE = ("{% for message in messages %}{% if message['role'] != 'system' %}"
+                     "{{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}")
+
+
 def joined_ids(tokenizer: Tokenizer, turns: list[str]) -> list[int]:
     """Each turn followed by end-of-text: the prompt the response (or source) continues."""
     return [i for turn in turns for i in (*tokenizer.encode(turn, allow_special=False), tokenizer.eot_id)]

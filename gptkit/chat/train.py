@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gptkit.chat.data import Dialogue, read_dialogues
-from gptkit.chat.examples import ExampleConfig, build_examples, dialogue_batches, dialogue_pairs
+from gptkit.chat.examples import DIALOGUE_TEMPLATE, ExampleConfig, build_examples, dialogue_batches, dialogue_pairs
 from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
 from gptkit.checkpoint import load_tokenizer, tokenizer_from_spec
 from gptkit.errors import GptkitError
@@ -66,6 +66,8 @@ def _train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, device: torch.device
     torch.manual_seed(cfg.seed)
     dialogues = read_dialogues(dcfg.data)
     tokenizer = dialogue_tokenizer(cfg, dialogues)
+    if not dcfg.examples.reverse:  # a model to chat with: `gptkit serve` and transformers read its format
+        tokenizer.chat_template = DIALOGUE_TEMPLATE
     model = build_model(cfg, tokenizer, device)
     block = training_window(cfg, model)
     train_dialogues, val_dialogues = split_dialogues(dialogues, dcfg.val_fraction, cfg.seed)

@@ -18,7 +18,7 @@ from gptkit.cli.group import cli
 @click.option("--mmi-model", help="A backward model (dialogue train --reverse) that reranks the first model's non-streamed chat replies.")
 @click.option("--num-hypotheses", type=click.IntRange(min=1), default=8, show_default=True, help="Replies sampled for MMI.")
 @click.option("--chat-template", type=click.Choice(["auto", "dialogue", "plain"]), default="auto", show_default=True,
-              help="How chat messages become a prompt. auto: dialogue (DialoGPT) for models named *chat* or *DialoGPT*, else plain.")
+              help="How chat messages become a prompt. auto: dialogue (DialoGPT) for dialogue-trained models and *DialoGPT*, else plain.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True, help="Sequences decoded together, per model.")
 @click.option("--max-queue", type=click.IntRange(min=0), default=64, show_default=True,
               help="Sequences waiting for a batch slot, per model; more get 503 with Retry-After.")

@@ -32,7 +32,7 @@ class ServedModel:
 def serve_model(name: str, loaded: tuple[GPT, Tokenizer], template: str, engine: EngineConfig, metrics: Metrics,
                 backward: tuple[GPT, Tokenizer] | None = None, num_hypotheses: int = 8) -> ServedModel:
     model, tokenizer = loaded
-    template = pick_template(name, template)
+    template = pick_template(name, template, tokenizer)
     if template == "dialogue" and tokenizer.eot_id is None:
         raise GptkitError(f"{name}: the dialogue template needs an end-of-text token, which this vocabulary lacks; "
                           "use --chat-template plain")

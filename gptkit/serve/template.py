@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptkit.chat.examples import joined_ids
+from gptkit.chat.examples import DIALOGUE_TEMPLATE, joined_ids
 from gptkit.serve.schema import ApiError, Message
 from gptkit.tokenizer import Tokenizer
 
@@ -28,12 +28,14 @@ class Prompt:
     stops: list[str]  # stop strings the template adds
 
 
-def pick_template(name: str, template: str) -> str:
-    """``auto``: dialogue for models whose name says so (runs/chat, microsoft/DialoGPT-medium)."""
+def pick_template(name: str, template: str, tokenizer: Tokenizer) -> str:
+    """``auto``: dialogue for models trained by ``gptkit dialogue train`` (their tokenizer carries
+    DialoGPT's template) and for published ones named so (microsoft/DialoGPT-medium); else plain."""
     if template != "auto":
         return template
-    lowered = Path(name.rstrip("/")).name.lower()
-    return "dialogue" if "chat" in lowered or "dialogpt" in lowered else "plain"
+    if tokenizer.chat_template == DIALOGUE_TEMPLATE:
+        return "dialogue"
+    return "dialogue" if "dialogpt" in Path(name.rstrip("/")).name.lower() else "plain"
 
 
 def render(template: str, tokenizer: Tokenizer, messages: list[Message], budget: int) -> Prompt:

@@ -21,6 +21,9 @@ class Tokenizer(ABC):
     """encode/decode between text and token ids, plus the end-of-text token and other specials."""
 
     kind: ClassVar[str]
+    # How chat messages become this model's prompt, as a Jinja template over ``messages`` (saved in
+    # tokenizer_config.json, where transformers' apply_chat_template reads it); None: no chat format.
+    chat_template: str | None = None
     # Every backend, by kind; gptkit.tokenizer imports them all, so base never imports a subclass.
     registry: ClassVar[dict[str, type[Tokenizer]]] = {}
 
@@ -91,6 +94,8 @@ class Tokenizer(ABC):
         self._save_files(directory)
         config = {"gptkit_tokenizer": self.kind, "eos_token": EOT, "special_tokens": self.special_tokens,
                   **self._hf_config()}
+        if self.chat_template is not None:
+            config["chat_template"] = self.chat_template
         write_text(directory / CONFIG_NAME, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
     def _hf_config(self) -> dict:
@@ -108,7 +113,10 @@ class Tokenizer(ABC):
         kind = config.get("gptkit_tokenizer") if isinstance(config, dict) else None
         if kind not in Tokenizer.registry:
             raise GptkitError(f"{path}: unknown tokenizer kind {kind!r}; known: {', '.join(Tokenizer.registry)}")
-        return Tokenizer.registry[kind]._load_files(Path(directory), config)
+        tokenizer = Tokenizer.registry[kind]._load_files(Path(directory), config)
+        if isinstance(config.get("chat_template"), str):
+            tokenizer.chat_template = config["chat_template"]
+        return tokenizer
 
     @staticmethod
     def gpt2() -> Tokenizer:

@@ -165,9 +165,10 @@ def test_chat_in_a_terminal_streams_replies_to_english_and_chinese_and_exits_on_
 
 def press_ctrl_c_at_once(model: str, tries: int) -> None:
     """``tries`` fresh chats on a full and on a dumb terminal (whose prompt prints before prompt_toolkit
-    is in raw mode), each sent Ctrl-C with no pause the moment the prompt shows. (With readline's input(), a SIGINT between the prompt and its select() was lost
-    and the chat hung, in a few tries in ten.) Run in an interpreter of its own, as forking pytest's,
-    with its threads, is unsafe: it loads the chat's modules once and forks a chat per try."""
+    is in raw mode), each sent Ctrl-C with no pause the moment the prompt shows. (With readline's
+    input(), a SIGINT between the prompt and its select() was lost and the chat hung, in a few tries
+    in ten.) Run in an interpreter of its own, as forking pytest's, with its threads, is unsafe: it
+    loads the chat's modules once and forks a chat per try."""
     import prompt_toolkit  # noqa: F401  (the chat's line editor)
 
     from gptkit.cli.main import main

@@ -20,16 +20,19 @@ import torch
 from prometheus_client.parser import text_string_to_metric_families
 
 from gptkit import GPT
+from gptkit.chat.examples import DIALOGUE_TEMPLATE
 from gptkit.tokenizer import Tokenizer
 from tests.conftest import tiny_model
 
 TEXT = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.,!?'\n你好今天天气很世界"
 
 
-def save_model(directory: Path, seed: int, block_size: int = 64, eot: bool = True) -> str:
+def save_model(directory: Path, seed: int, block_size: int = 64, eot: bool = True, dialogue: bool = False) -> str:
     """A tiny random model with a character vocabulary. Without ``eot`` it never ends a reply by
     itself (end-of-text gets a logit near -100), so every reply without a stop string runs to max_tokens."""
     tok = Tokenizer.char(TEXT)
+    if dialogue:  # as `gptkit dialogue train` saves it: the server picks DialoGPT's template
+        tok.chat_template = DIALOGUE_TEMPLATE
     model: GPT = tiny_model(seed, vocab_size=tok.vocab_size, block_size=block_size)
     if not eot:
         with torch.no_grad():
@@ -115,4 +118,4 @@ def model_dirs(tmp_path_factory) -> dict[str, str]:
     """A plain LM that never emits end-of-text (context 512), and a dialogue model with its MMI model."""
     root = tmp_path_factory.mktemp("serve_models")
     return {"lm": save_model(root / "lm", 0, block_size=512, eot=False),
-            "chat": save_model(root / "chat", 1), "mmi": save_model(root / "chat-mmi", 2)}
+            "chat": save_model(root / "chat", 1, dialogue=True), "mmi": save_model(root / "chat-mmi", 2)}

@@ -23,12 +23,13 @@ import torch
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
+from gptkit.chat.examples import DIALOGUE_TEMPLATE
 from gptkit.tokenizer import Tokenizer
 from tests.conftest import tiny_model
 from tests.serve.conftest import Server
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "serve_chat.png"
-MODEL = "runs/chat"  # "chat" in the name: the server picks the dialogue (DialoGPT) template
+MODEL = "runs/chat"
 CONTEXT = 8192
 LONG_REPLY = 8000  # tokens: tens of seconds to generate on a CPU, so Stop lands mid-stream
 VOCABULARY = string.ascii_letters + string.digits + " .,;:!?'-" + "你好今天气怎么样很我们去公园吧的是不了人有在这，。？！"
@@ -96,6 +97,7 @@ def workdir(tmp_path_factory) -> Path:
     characters whose replies never end by themselves."""
     root = tmp_path_factory.mktemp("serve_page")
     tokenizer = Tokenizer.char(VOCABULARY)
+    tokenizer.chat_template = DIALOGUE_TEMPLATE  # as `gptkit dialogue train` saves it
     model = tiny_model(vocab_size=tokenizer.vocab_size, block_size=CONTEXT)
     pin_special_tokens_low(model, tokenizer)
     model.save_pretrained(root / MODEL, tokenizer)
