@@ -87,26 +87,34 @@ def cut_at_stops(text: str, stops: list[str]) -> str:
 
 
 class TextDecoder:
-    """Token ids in, text out as soon as it is whole. A byte-level token may end inside a UTF-8
-    character, so text is held back while it ends in a replacement character and released once the
-    character completes."""
+    """Token ids in, text out as soon as it is whole, at a cost per token that does not grow with
+    the text: only the tokens since the last piece, after a few for context, are decoded again.
+
+    The new piece is decode(context + new) less decode(context): a tokenizer whose decode depends on
+    the neighbouring token (GPT-1's spaces between words) gets its neighbour. A byte-level token may
+    end inside a UTF-8 character, so the text is held back while it ends in a replacement character.
+    """
 
     def __init__(self, tokenizer: Tokenizer):
-        self.tokenizer, self.ids, self.emitted = tokenizer, [], 0
+        self.tokenizer, self.ids = tokenizer, []
+        self.context = self.released = 0  # ids[context:released] precede the unreleased ids
 
     def push(self, token: int) -> str:
         """The new text this token completes ("" while a character is still partial)."""
         self.ids.append(token)
-        text = self.tokenizer.decode(self.ids)
-        return "" if text.endswith("\ufffd") else self._release(text)
+        return self._release(complete=False)
 
     def flush(self) -> str:
         """Whatever is still held back, as it decodes."""
-        return self._release(self.tokenizer.decode(self.ids))
+        return self._release(complete=True)
 
-    def _release(self, text: str) -> str:
-        piece, self.emitted = text[self.emitted:], max(self.emitted, len(text))
-        return piece
+    def _release(self, complete: bool) -> str:
+        before = self.tokenizer.decode(self.ids[self.context: self.released])
+        text = self.tokenizer.decode(self.ids[self.context:])
+        if len(text) <= len(before) or (text.endswith("\ufffd") and not complete):
+            return ""
+        self.context, self.released = self.released, len(self.ids)
+        return text[len(before):]
 
 
 def stream_text(tokenizer: Tokenizer, tokens: Iterable[int], eot_id: int | None = None) -> Iterator[str]:

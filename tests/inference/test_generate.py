@@ -11,6 +11,7 @@ from gptkit.inference.sampling import (
     top_k_filter,
     top_p_filter,
 )
+from gptkit.tokenizer import GPT1BPETokenizer
 from tests.conftest import tiny_model
 
 GREEDY = SamplingConfig(max_new_tokens=40, temperature=0, stop_at_eot=False)
@@ -114,6 +115,34 @@ def test_stream_text_never_splits_a_utf8_character():
     pieces = list(stream_text(tok, ids))
     assert "".join(pieces) == text
     assert not any("\ufffd" in p for p in pieces)
+
+
+STREAM_TEXT = "Good morrow, my lord. What news? 你好 🤔 -- it's (here) ... end"
+
+
+def gpt1_tokenizer(directory) -> Tokenizer:
+    """A GPT-1-style vocabulary (</w> word ends, BERT pre-tokenizer) learned from STREAM_TEXT."""
+    from tokenizers import Tokenizer as Backend
+    from tokenizers import models, normalizers, pre_tokenizers, trainers
+
+    backend = Backend(models.BPE(unk_token="<unk>", end_of_word_suffix="</w>"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.train_from_iterator([STREAM_TEXT] * 20, trainer=trainers.BpeTrainer(
+        vocab_size=120, special_tokens=["<unk>"], end_of_word_suffix="</w>", show_progress=False))
+    backend.model.save(str(directory))
+    return GPT1BPETokenizer.from_files(directory / "vocab.json", directory / "merges.txt")
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "char", "gpt1"])
+def test_streamed_pieces_add_up_to_the_whole_decode(kind, tmp_path):
+    """Decoding only the newest tokens (with a little context) gives the text the whole decode gives,
+    for random ids too: cut characters, GPT-1's spaces between words, punctuation."""
+    text = STREAM_TEXT
+    tok = {"gpt2": Tokenizer.gpt2, "char": lambda: Tokenizer.char(text), "gpt1": lambda: gpt1_tokenizer(tmp_path)}[kind]()
+    random_ids = torch.randint(0, tok.vocab_size, (300,), generator=torch.Generator().manual_seed(0)).tolist()
+    for ids in (tok.encode(text, allow_special=False), random_ids):
+        assert "".join(stream_text(tok, ids)) == tok.decode(ids)
 
 
 def test_generate_returns_text_for_each_prompt():
