@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import json
 import time
 import uuid
@@ -365,6 +366,6 @@ class CompletionShape(Shape):
             return None
         decode = self.served.tokenizer.decode
         tokens = [decode([t.id]) for t in d.tokens]
-        offsets = [sum(map(len, tokens[:i])) for i in range(len(tokens))]
+        offsets = list(itertools.accumulate(map(len, tokens), initial=0))[:-1]  # where each token's text starts
         return {"tokens": tokens, "token_logprobs": [t.logprob for t in d.tokens],
                 "top_logprobs": [{decode([i]): lp for i, lp in t.top or []} for t in d.tokens], "text_offset": offsets}
