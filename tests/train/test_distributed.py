@@ -78,6 +78,16 @@ def torchrun(nproc: int, args: list[str], script: Path | None = None, **popen) -
     return subprocess.Popen([*TORCHRUN, "--nproc_per_node", str(nproc), *program, *args], **popen)
 
 
+def paused_pid(job: subprocess.Popen) -> int:
+    """The pid in the next "paused PID" line a rank of ``job`` prints; the job's output if it ends first."""
+    other = []
+    for line in job.stdout:
+        if line.startswith("paused "):
+            return int(line.split()[1])
+        other.append(line)
+    pytest.fail(f"the job ended ({job.wait()}) before pausing; stdout:\n{''.join(other)}\nstderr:\n{job.stderr.read()}")
+
+
 def finish(*procs: subprocess.Popen) -> None:
     for proc in procs:
         _, err = proc.communicate()
@@ -115,7 +125,7 @@ def test_ddp_killed_with_sigkill_resumes_on_two_and_on_one_process(char_data, tm
     (tmp_path / "paused.py").write_text(PAUSED)
     job = torchrun(2, run_args(char_data, killed), tmp_path / "paused.py", stdout=subprocess.PIPE)
     in_process(char_data, full)  # the uninterrupted run, while the job starts
-    workers = [int(job.stdout.readline().split()[1]) for _ in range(2)]  # both ranks paused after step 6
+    workers = [paused_pid(job) for _ in range(2)]  # both ranks paused after step 6
     for pid in (job.pid, *workers):
         os.kill(pid, signal.SIGKILL)
     job.communicate()
