@@ -31,7 +31,7 @@ from gptkit.train import Trainer
 step = Trainer.train_step
 def train_step(self):
     if self.step == {KILL_AT}:
-        print("paused", os.getpid(), flush=True)
+        os.write(1, f"paused {{os.getpid()}}\\n".encode())  # one write: the ranks' lines never interleave
         threading.Event().wait()
     return step(self)
 Trainer.train_step = train_step
@@ -85,6 +85,7 @@ def paused_pid(job: subprocess.Popen) -> int:
         if line.startswith("paused "):
             return int(line.split()[1])
         other.append(line)
+    job.kill()
     pytest.fail(f"the job ended ({job.wait()}) before pausing; stdout:\n{''.join(other)}\nstderr:\n{job.stderr.read()}")
 
 
@@ -126,7 +127,7 @@ def test_ddp_killed_with_sigkill_resumes_on_two_and_on_one_process(char_data, tm
     job = torchrun(2, run_args(char_data, killed), tmp_path / "paused.py", stdout=subprocess.PIPE)
     in_process(char_data, full)  # the uninterrupted run, while the job starts
     workers = [paused_pid(job) for _ in range(2)]  # both ranks paused after step 6
-    for pid in (job.pid, *workers):
+    for pid in (job.pid, *workers):  # torchrun and each rank (torchrun starts each in a session of its own)
         os.kill(pid, signal.SIGKILL)
     job.communicate()
     assert (killed / "latest").read_text().strip() == "step-0000004"
