@@ -52,17 +52,20 @@ class TaskModel(nn.Module):
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(task scores, final hidden states (B*K, T, n_embd) for the auxiliary LM loss)."""
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, lm_logits: bool = False,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(task scores, and with ``lm_logits`` the next-token logits (B*K, T, vocab) for the auxiliary
+        LM loss). The logits are made here, in the forward DDP and FSDP wrap, not by the caller."""
         B, K, T = ids.shape
         flat_mask = mask.view(B * K, T)
         hidden = self.gpt(ids.view(B * K, T), attention_mask=flat_mask, return_hidden=True)  # (B*K, T, C)
         last = flat_mask.sum(1) - 1  # the extract token closes every sequence
         h = hidden[torch.arange(B * K, device=ids.device), last].view(B, K, -1)  # (B, K, C)
         if self.labels.task == "choice":
-            return self.head(self.dropout(h)).squeeze(-1), hidden  # one score per choice: (B, K)
-        return self.head(self.dropout(h.sum(1))), hidden  # similarity adds both orders; else K = 1
-
+            scores = self.head(self.dropout(h)).squeeze(-1)  # one score per choice: (B, K)
+        else:
+            scores = self.head(self.dropout(h.sum(1)))  # similarity adds both orders; else K = 1
+        return scores, self.gpt.lm_head(hidden) if lm_logits else None
 
     @torch.no_grad()
     def probabilities(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

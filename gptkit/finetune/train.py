@@ -20,7 +20,6 @@ import torch.nn.functional as F
 
 from gptkit.checkpoint import load
 from gptkit.data.batches import EpochBatches
-from gptkit.device import resolve_device
 from gptkit.errors import GptkitError
 from gptkit.finetune.data import (
     TASKS,
@@ -35,9 +34,10 @@ from gptkit.finetune.data import (
 from gptkit.finetune.metrics import task_metrics
 from gptkit.finetune.model import TaskModel, grow_vocabulary
 from gptkit.io import write_text
-from gptkit.model import lm_loss
+from gptkit.model import GPT, lm_loss
 from gptkit.model.loss import IGNORE_INDEX
 from gptkit.tokenizer import Tokenizer
+from gptkit.train import distributed
 from gptkit.train.config import TrainConfig
 from gptkit.train.trainer import Batch, Trainer
 
@@ -104,16 +104,17 @@ def task_loss(scores: torch.Tensor, targets: torch.Tensor, regression: bool) -> 
     return F.cross_entropy(scores.float(), targets)
 
 
-def make_loss_fn(lm_coef: float):
-    """The Trainer's loss function: L3 = L2 + λ·L1 (L1 is skipped when λ = 0)."""
+def make_loss_fn(lm_coef: float, regression: bool):
+    """The Trainer's loss function: L3 = L2 + λ·L1 (L1 is skipped when λ = 0). The model it is handed
+    may be wrapped (DDP, FSDP, compile), so it only calls it."""
 
     def loss_fn(model: TaskModel, batch: Batch) -> torch.Tensor:
         ids, mask, targets = batch
-        scores, hidden = model(ids, mask)
-        loss = task_loss(scores, targets, model.labels.regression)
+        scores, logits = model(ids, mask, lm_logits=bool(lm_coef))
+        loss = task_loss(scores, targets, regression)
         if lm_coef:
             T = ids.shape[-1]
-            loss = loss + lm_coef * sequence_lm_loss(model.gpt.lm_head(hidden), ids.view(-1, T), mask.view(-1, T))
+            loss = loss + lm_coef * sequence_lm_loss(logits, ids.view(-1, T), mask.view(-1, T))
         return loss
 
     return loss_fn
@@ -140,15 +141,20 @@ class FinetuneTrainer(Trainer):
 
     def __init__(self, cfg: TrainConfig, model: TaskModel, tokenizer: Tokenizer, train_batches: EpochBatches,
                  valid: list[Encoded], lm_coef: float, patience: int, report: dict, progress: bool = True):
-        super().__init__(cfg, model, tokenizer, train_batches, None, make_loss_fn(lm_coef), progress, "fine-tuning")
+        loss_fn = make_loss_fn(lm_coef, model.labels.regression)
+        super().__init__(cfg, model, tokenizer, train_batches, None, loss_fn, progress, "fine-tuning")
         self.valid, self.patience, self.report = valid, patience, report
         self.gold = np.array([it.target for it in valid])
         self.key = "pearson" if model.labels.regression else "accuracy"
         self.best: float | None = None
         self.since_best = 0
 
-    def load_weights(self, directory: Path) -> None:
-        self.model.load_state_dict(TaskModel.from_pretrained(directory, self.device).state_dict())
+    def saved_weights(self, directory: Path) -> dict[str, torch.Tensor]:
+        return TaskModel.from_pretrained(directory, self.device).state_dict()
+
+    def empty_model(self) -> TaskModel:
+        model = self.model
+        return TaskModel(GPT(model.gpt.config), model.labels, model.dropout_p)
 
     def restore(self) -> None:
         """Resume, with the validation history (and so the best model and patience) up to the checkpoint."""
@@ -176,11 +182,15 @@ class FinetuneTrainer(Trainer):
         return cfg.lr * max(0.0, min(warm, (cfg.max_steps - self.step) / max(1, cfg.max_steps - cfg.warmup_steps)))
 
     def evaluate(self) -> dict[str, float]:
-        metrics = task_metrics(predict_encoded(self.model, self.valid), self.gold, self.model.labels.regression)
+        """Every rank predicts the whole validation set (FSDP's ranks run the forward together); rank
+        0's metrics decide for all, so every rank saves and stops at the same step."""
+        probabilities = predict_encoded(self.model, self.valid)
+        metrics = distributed.from_main(task_metrics(probabilities, self.gold, self.model.labels.regression))
         record = {"step": self.step, "epoch": round(self.step / self.train_batches.steps_per_epoch, 2), **metrics}
         if self._track(record):
-            self.model.save_pretrained(self.out, self.tokenizer)
-        write_text(self.out / "metrics.json", json.dumps(self.report, indent=2) + "\n")
+            self.write_model(self.out)
+        if self.main:
+            write_text(self.out / "metrics.json", json.dumps(self.report, indent=2) + "\n")
         return metrics
 
 
@@ -193,14 +203,22 @@ def prepare_model(cfg: FinetuneConfig, labels: Labels, device: torch.device) -> 
 
 
 def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
-    """Fine-tune, write the best model and metrics.json to ``cfg.out``; returns the metrics report."""
+    """Fine-tune, write the best model and metrics.json to ``cfg.out``; returns the metrics report.
+    Under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
+    with distributed.session(cfg.device) as device:
+        return _finetune(cfg, device, progress)
+
+
+def _finetune(cfg: FinetuneConfig, device: torch.device, progress: bool) -> dict:
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
     train_ex, valid_ex = read_examples(cfg.train, cfg.task), read_examples(cfg.valid, cfg.task)
     if len(valid_ex[0].seconds) != len(train_ex[0].seconds):
         raise GptkitError(f"{valid_ex[0].where}: {len(valid_ex[0].seconds)} choices, but the training file has "
                           f"{len(train_ex[0].seconds)}")
+    if distributed.active() and len(train_ex) < cfg.batch_size:
+        raise GptkitError(f"{cfg.train} has {len(train_ex)} examples, fewer than the --batch-size {cfg.batch_size} "
+                          f"the {distributed.world_size()} processes share: use a smaller --batch-size")
     labels = Labels.infer(cfg.task, train_ex)
     model, tokenizer = prepare_model(cfg, labels, device)
     transform = Transform(cfg.task, tokenizer, model.gpt.config.block_size)

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gptkit.device import resolve_device
 from gptkit.errors import GptkitError
+from gptkit.model.gpt import Block
 
 # A rank waiting in a collective for one that hangs (not one that dies: torchrun stops the others at
 # once then) gives up after this, instead of holding its GPU forever. Long enough for a first compile.
@@ -93,11 +94,16 @@ def wrap(model: nn.Module, parallel: str) -> nn.Module:
         return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     from torch.distributed.fsdp import fully_shard
 
-    for block in model.h:
+    for block in (m for m in model.modules() if isinstance(m, Block)):  # also inside a fine-tuning TaskModel
         fully_shard(block)
     # The root's weights (the output layer among them) end the forward and start the backward:
     # kept gathered in between, they are not gathered twice.
     return fully_shard(model, reshard_after_forward=False)
+
+
+def sharded(model: nn.Module) -> bool:
+    """True for FSDP's model, whose weights are spread over the ranks; not for DDP's replicas."""
+    return active() and not isinstance(model, DistributedDataParallel)
 
 
 def gradient_sync(model: nn.Module, sync: bool):
@@ -118,6 +124,16 @@ def sum_over_ranks(value: torch.Tensor) -> torch.Tensor:
     if active():
         dist.all_reduce(value)
     return value
+
+
+def from_main(value):
+    """Rank 0's ``value`` (a small picklable object) on every rank, so that decisions taken from it
+    (saving the best model, stopping early) are the same everywhere."""
+    if not active():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def full_tensor(value: torch.Tensor) -> torch.Tensor:

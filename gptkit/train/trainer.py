@@ -78,7 +78,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.distributed, self.main = distributed.active(), distributed.is_main()
         if distributed.launched_by_torchrun() and not self.distributed:
-            raise GptkitError(f"{desc} does not run under torchrun yet; start it without torchrun")
+            raise GptkitError(f"{desc} under torchrun: build the Trainer inside gptkit.train.distributed.session(device)")
         if self.distributed:
             world = distributed.world_size()
             train_batches.shard(distributed.rank(), world)
@@ -178,23 +178,37 @@ class Trainer:
             new_checkpoint_dir(self.out, self.step)
         distributed.barrier()
         param_groups = distributed.save_sharded(tmp / SHARDS, self.model, self.optimizer)
-        weights = distributed.full_state(self.model)
+        self.write_model(tmp)
         if self.main:
-            with torch.device("meta"):
-                whole = GPT(self.model.config)
-            whole.load_state_dict(weights, assign=True)
-            whole.save_pretrained(tmp, self.tokenizer)
             state = {**self._state_meta({"param_groups": param_groups}), "world_size": distributed.world_size()}
             write_text(tmp / SHARDED_STATE, json.dumps(state) + "\n")
             commit_checkpoint(self.out, self.step, keep=self.cfg.keep_checkpoints)
         distributed.barrier()  # nobody runs ahead of a checkpoint that is not yet committed
         return final
 
-    def load_weights(self, directory: Path) -> None:
-        """Put a checkpoint's weights into the model being trained (fine-tuning adds its head)."""
+    def write_model(self, directory: Path) -> None:
+        """The whole model as a model directory (what generate, eval, export and serve read), written
+        by rank 0. FSDP's shards are gathered first, so under torchrun every rank must call this."""
+        if not distributed.sharded(self.wrapped):  # one process, or DDP: rank 0 holds it whole
+            if self.main:
+                self.model.save_pretrained(directory, self.tokenizer)
+            return
+        weights = distributed.full_state(self.model)
+        if self.main:
+            with torch.device("meta"):
+                whole = self.empty_model()
+            whole.load_state_dict(weights, assign=True)
+            whole.save_pretrained(directory, self.tokenizer)
+
+    def empty_model(self) -> torch.nn.Module:
+        """A model of the trained one's shape, to gather FSDP's shards into (made on the meta device)."""
+        return GPT(self.model.config)
+
+    def saved_weights(self, directory: Path) -> dict[str, torch.Tensor]:
+        """A checkpoint's weights under the trained model's names (fine-tuning adds its head)."""
         weights = load_tensors(directory / WEIGHTS_NAME, device=self.device)
         check_state_dict(self.model, weights, directory / WEIGHTS_NAME)
-        self.model.load_state_dict(weights)
+        return weights
 
     def restore(self) -> None:
         """Continue the run in ``out`` exactly where its newest checkpoint left it, on any number of
@@ -205,11 +219,11 @@ class Trainer:
             distributed.load_sharded(directory / SHARDS, self.model, self.optimizer, meta["optimizer"]["param_groups"])
         elif self.distributed:  # a single process's checkpoint, continued by many
             directory, tensors, meta = load_training_state(self.out)
-            distributed.load_whole(self.model, self.optimizer, load_tensors(directory / WEIGHTS_NAME),
+            distributed.load_whole(self.model, self.optimizer, self.saved_weights(directory),
                                    optimizer_state(tensors, meta["optimizer"]))
         else:
             directory, tensors, meta = load_training_state(self.out)
-            self.load_weights(directory)
+            self.model.load_state_dict(self.saved_weights(directory))
             optimizer_from_tensors(self.optimizer, tensors, meta["optimizer"])
             torch.set_rng_state(tensors["rng.cpu"].cpu())
             if "rng.cuda" in tensors and self.device.type == "cuda":

@@ -58,7 +58,7 @@ def test_l3_is_l2_plus_lambda_l1_computed_by_hand(task_files, char_tokenizer):
     batch = collate(items)
     assert batch[1].sum(-1).min() < batch[1].shape[-1]  # the batch really is padded
     for lm_coef in (0.0, 0.5):
-        torch.testing.assert_close(make_loss_fn(lm_coef)(model, batch), hand_l3(model, items, lm_coef))
+        torch.testing.assert_close(make_loss_fn(lm_coef, model.labels.regression)(model, batch), hand_l3(model, items, lm_coef))
 
 
 @pytest.mark.parametrize("task", ["classify", "similarity", "choice", "regression"])

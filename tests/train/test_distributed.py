@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,8 @@ from gptkit.data.batches import rank_rows
 from gptkit.io import load_tensors
 from gptkit.train import TrainConfig, pretrain
 from gptkit.train.plot import read_metrics
+from tests.torchrun import finish, torchrun
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]  # `torchrun`, on a free port
 STEPS, SAVE_EVERY, KILL_AT = 12, 4, 6
 
 # `gptkit pretrain`, except that each rank says so and waits to be killed before step KILL_AT + 1.
@@ -72,12 +71,6 @@ def in_process(char_data, out: Path, **keys) -> None:
     pretrain(TrainConfig(**{**RUN, **keys}, data=char_data, out=str(out)), progress=False)
 
 
-def torchrun(nproc: int, args: list[str], script: Path | None = None, **popen) -> subprocess.Popen:
-    program = [str(script)] if script else ["-m", "gptkit"]
-    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True, **popen}
-    return subprocess.Popen([*TORCHRUN, "--nproc_per_node", str(nproc), *program, *args], **popen)
-
-
 def paused_pid(job: subprocess.Popen) -> int:
     """The pid in the next "paused PID" line a rank of ``job`` prints; the job's output if it ends first."""
     other = []
@@ -87,12 +80,6 @@ def paused_pid(job: subprocess.Popen) -> int:
         other.append(line)
     job.kill()
     pytest.fail(f"the job ended ({job.wait()}) before pausing; stdout:\n{''.join(other)}\nstderr:\n{job.stderr.read()}")
-
-
-def finish(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        _, err = proc.communicate()
-        assert proc.returncode == 0, err
 
 
 def losses(run: Path) -> dict[int, float]:
