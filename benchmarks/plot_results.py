@@ -45,7 +45,8 @@ def by_batch(results: str, png: str) -> None:
     for line in Path(results).read_text().splitlines():
         r = json.loads(line) if line.strip() else {}
         if r.get("preset") == "gpt2" and r.get("processes", 1) == 1:
-            rows.append(("gptkit", r["batch_size"], r["tokens_per_sec"], r["mfu"], r["peak_memory_gib"]))
+            system = "gptkit" if r.get("fused_loss", True) else "gptkit, unfused loss"
+            rows.append((system, r["batch_size"], r["tokens_per_sec"], r["mfu"], r["peak_memory_gib"]))
         elif "peer" in r and r.get("what") == "train gpt2-124M":
             mfu = r.get("mfu_989", r["tok_s"] * flops_per_token(GPTConfig.preset("gpt2"), 1024) / 989e12)
             rows.append((r["peer"], r["batch"], r["tok_s"], mfu, r["peak_gib"]))

@@ -2,8 +2,9 @@
 # Training on GPUs, gptkit beside nanoGPT and transformers, in one device run (issue 10). From the
 # repository root on a CUDA machine:  bash benchmarks/train_gpu.sh
 # Writes benchmarks/results/train_batch_<gpu>.jsonl (JSON lines: tokens/s, MFU, peak memory at batch
-# 16/32/64, the default job's wall time, torchrun lines on 1 GPU and on 2 when there are 2) and its plot.
-# About 10 minutes on one H100 (most of it compiling).
+# 16/32/64 with the fused loss and at 16/64 without, the loss alone, the default job's wall time,
+# torchrun lines on 1 GPU and on 2 when there are 2) and its plot.
+# About 12 minutes on one H100 (most of it compiling).
 set -uo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT="${OUT:-benchmarks/results}"; mkdir -p "$OUT" docs/img
@@ -19,19 +20,32 @@ for b in 16 32 64; do
   python3 benchmarks/train_throughput.py --preset gpt2 --data /tmp/shk-gpt2 --dtype bf16 --compile \
     --steps 60 --warmup 20 --batch-size $b --json "$R"
 done
+for b in 16 64; do  # the loss made from the whole logits, as before the fused loss: keep what pays
+  python3 benchmarks/train_throughput.py --preset gpt2 --data /tmp/shk-gpt2 --dtype bf16 --compile \
+    --steps 60 --warmup 20 --batch-size $b --no-fused-loss --json "$R"
+done
+python3 benchmarks/loss_memory.py --device cuda --dtype bf16 --rows 16384,65536 --json "$R"
 python3 ../shared/peers/bench.py nanogpt-train --batch 16,32,64 | tee -a "$R"
 python3 ../shared/peers/bench.py hf-train --batch 16,32,64 | tee -a "$R"
 
-# The default job (bundled Shakespeare, shakespeare-char, 1,500 steps) end to end.
-start=$(date +%s.%N)
-python3 -m gptkit pretrain --out /tmp/demo --quiet --sample-tokens 0 | tail -n 3
-python3 - "$R" "$start" "$(date +%s.%N)" <<'PY'
+# The default job (bundled Shakespeare, shakespeare-char, 1,500 steps) end to end: as it is, and
+# compiled with CUDA graphs (the step replayed as graphs: a small model is launch-bound). Each run's
+# metrics.jsonl is kept for the loss against wall-clock plot.
+default_job() {  # name, extra flags
+  local name=$1; shift
+  local start; start=$(date +%s.%N)
+  python3 -m gptkit pretrain --out "/tmp/demo-$name" --quiet --sample-tokens 0 "$@" | tail -n 3
+  cp "/tmp/demo-$name/metrics.jsonl" "$OUT/default_job_${name}_${GPU:-gpu}.jsonl"
+  python3 - "$R" "$start" "$(date +%s.%N)" "$name" "$*" "/tmp/demo-$name" <<'PY'
 import json, sys
-rows = [json.loads(line) for line in open("/tmp/demo/metrics.jsonl")]
-line = {"what": "default job", "wall_s": round(float(sys.argv[3]) - float(sys.argv[2]), 1),
-        "val_loss": rows[-1].get("val_loss"), "loss_vs_seconds": "/tmp/demo/metrics.jsonl"}
+rows = [json.loads(line) for line in open(sys.argv[6] + "/metrics.jsonl")]
+line = {"what": "default job", "run": sys.argv[4], "flags": sys.argv[5],
+        "wall_s": round(float(sys.argv[3]) - float(sys.argv[2]), 1), "val_loss": rows[-1].get("val_loss")}
 print(json.dumps(line)); open(sys.argv[1], "a").write(json.dumps(line) + "\n")
 PY
+}
+default_job eager
+default_job graphs --compile --compile-mode reduce-overhead
 
 # torchrun: FSDP2 on one GPU (nccl, sharded checkpoints: the cost of the machinery), then DDP and
 # FSDP2 on two GPUs when there are two; the same global batch of 32 x 1024.

@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py --preset gpt2 --dtype bf16 --compile --steps 40
     python benchmarks/train_throughput.py --preset shakespeare-char --device cpu --steps 30
+    python benchmarks/train_throughput.py --preset gpt2 --device cpu --batch-size 4 --block-size 256 --steps 12 --warmup 4 --no-fused-loss
     torchrun --standalone --nproc_per_node 2 benchmarks/train_throughput.py --preset gpt2 --dtype bf16 --compile
 
 Data: the bundled Shakespeare, tokenized with the GPT-2 tokenizer (or characters for char presets).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -41,7 +43,7 @@ def run(args) -> dict:
         cfg = TrainConfig(preset=args.preset, data=args.data, tokenizer="char" if "char" in args.preset else "gpt2",
                           out=args.out or str(Path(tmp) / "run"), parallel=args.parallel, max_steps=args.steps, batch_size=args.batch_size,
                           block_size=args.block_size, device=args.device, dtype=args.dtype, compile=args.compile,
-                          eval_every=0, save_every=0, sample_tokens=0, warmup_steps=5)
+                          fused_loss=args.fused_loss, eval_every=0, save_every=0, sample_tokens=0, warmup_steps=5)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
@@ -51,15 +53,17 @@ def run(args) -> dict:
         model_cfg: GPTConfig = result.trainer.model.config
     tok_s = statistics.median(r["tokens_per_sec"] for r in records[args.warmup:])
     gpus = int(os.environ.get("WORLD_SIZE", "1"))
-    flops = flops_per_token(model_cfg, model_cfg.block_size) * tok_s / gpus
+    window = args.block_size or model_cfg.block_size
+    flops = flops_per_token(model_cfg, window) * tok_s / gpus
     peak = peak_tflops()
     return {
         "preset": args.preset, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "processes": gpus, "parallel": args.parallel if gpus > 1 else None,
-        "dtype": args.dtype, "compile": args.compile, "batch_size": args.batch_size,
-        "block_size": model_cfg.block_size, "steps": args.steps, "tokens_per_sec": round(tok_s),
+        "dtype": args.dtype, "compile": args.compile, "fused_loss": args.fused_loss, "batch_size": args.batch_size,
+        "block_size": window, "steps": args.steps, "tokens_per_sec": round(tok_s),
         "achieved_tflops": round(flops / 1e12, 1), "mfu": round(flops / 1e12 / peak, 3) if peak else None,
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),  # the process, on any device
         "final_loss": round(records[-1]["loss"], 4), "wall_s": round(wall, 1), "torch": torch.__version__,
     }
 
@@ -70,6 +74,8 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--no-fused-loss", dest="fused_loss", action="store_false",
+                   help="The whole (B, T, vocab) logits, then cross-entropy (the fused loss is the default).")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=16)

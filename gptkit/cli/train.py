@@ -31,6 +31,10 @@ from gptkit.cli.group import cli
 @click.option("--device", help="auto, cpu, cuda, cuda:1, mps.")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
 @click.option("--compile/--no-compile", default=None, help="torch.compile the model.")
+@click.option("--compile-mode", type=click.Choice(["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]),
+              help="torch.compile's mode, with --compile: reduce-overhead replays each step as CUDA graphs (small models on a GPU).")
+@click.option("--fused-loss/--no-fused-loss", default=None,
+              help="Compute the loss chunk by chunk inside the model's forward, without the whole logits (default).")
 @click.option("--eval-every", type=int, help="Validation loss every N steps (0: only at the end).")
 @click.option("--eval-batches", type=int)
 @click.option("--log-every", type=int, help="Steps between reads of the loss from the GPU (every step is logged).")

@@ -18,6 +18,7 @@ from gptkit.errors import GptkitError
 from gptkit.io import load_tensors, save_tensors
 from gptkit.model.attention import CausalSelfAttention, attention_inputs
 from gptkit.model.kv_cache import KVCache
+from gptkit.model.loss import linear_cross_entropy
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -101,8 +102,11 @@ class GPT(nn.Module):
         kv_cache: KVCache | None = None,
         input_pos: torch.Tensor | None = None,
         return_hidden: bool = False,
+        targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """idx (B, T) token ids -> logits (B, T, vocab_size), or final hidden states (B, T, n_embd).
+        """idx (B, T) token ids -> logits (B, T, vocab_size), or final hidden states (B, T, n_embd),
+        or with ``targets`` (B, T) the mean L1 over them (IGNORE_INDEX skipped), computed here, inside
+        whatever compiles or wraps the model, without making the logits (linear_cross_entropy).
 
         attention_mask (B, T): 1 for real tokens, 0 for padding (left or right).
         kv_cache / input_pos (T,): write this chunk at cache slots input_pos and attend to the cache.
@@ -114,6 +118,8 @@ class GPT(nn.Module):
             x = block(x, inputs.mask(cfg, i), kv_cache, inputs.input_pos)
         if cfg.ln_order == "pre":
             x = self.ln_f(x)
+        if targets is not None:
+            return linear_cross_entropy(x, self.wte.weight, targets)
         return x if return_hidden else self.lm_head(x)
 
     def position_embedding(self, positions: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,8 @@ from gptkit.errors import GptkitError
 from gptkit.io import read_json, read_text
 
 PARALLEL = ("ddp", "fsdp")  # how a torchrun job splits the work: replicas (DDP) or shards (FSDP2)
+# torch.compile's modes; reduce-overhead replays the step as CUDA graphs (small models are launch-bound)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 TRAIN_CONFIG = "train_config.json"  # a run's config, written when it starts and read by --resume
 
 
@@ -59,6 +61,8 @@ class TrainConfig:
     device: str = "auto"  # auto: cuda if available, else mps, else cpu
     dtype: str = "auto"  # auto: bf16 autocast on GPUs that have it, fp16 on others, fp32 on CPU
     compile: bool = False
+    compile_mode: str = "default"  # one of COMPILE_MODES, with compile
+    fused_loss: bool = True  # L1 a chunk of rows at a time in the forward, never the whole (B, T, vocab) logits
     eval_every: int = 250
     log_every: int = 10  # steps between reads of the loss from the device (every step is still logged)
     eval_batches: int = 20
@@ -84,6 +88,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
                 raise GptkitError(f"--{name} must be in [0, 1), got {value}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise GptkitError(f"--compile-mode must be one of {', '.join(COMPILE_MODES)}; got {self.compile_mode!r}")
+        if self.compile_mode != "default" and not self.compile:
+            raise GptkitError(f"--compile-mode {self.compile_mode} is a mode of torch.compile: add --compile")
         if self.parallel not in PARALLEL:
             raise GptkitError(f"--parallel must be one of {', '.join(PARALLEL)}; got {self.parallel!r}")
         if self.dtype not in PRECISIONS:

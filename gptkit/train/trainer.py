@@ -60,16 +60,25 @@ class BatchSource(Protocol):
 
 
 def language_model_loss(model: GPT, batch: Batch) -> torch.Tensor:
-    """L1: next-token cross-entropy of (x, y) windows."""
+    """L1: next-token cross-entropy of (x, y) windows, computed in the model's forward (so inside
+    torch.compile's graph) without making the logits."""
+    x, y = batch
+    return model(x, targets=y)
+
+
+def logits_language_model_loss(model: GPT, batch: Batch) -> torch.Tensor:
+    """L1 the plain way: the whole (B, T, vocab) logits, then cross-entropy (``--no-fused-loss``)."""
     x, y = batch
     return lm_loss(model(x), y)
 
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: GPT, tokenizer, train_batches: BatchSource,
-                 val_batches: list[Batch] | None = None, loss_fn: LossFn = language_model_loss,
+                 val_batches: list[Batch] | None = None, loss_fn: LossFn | None = None,
                  progress: bool = True, desc: str = "pretraining"):
         cfg.validate()
+        if loss_fn is None:
+            loss_fn = language_model_loss if cfg.fused_loss else logits_language_model_loss
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         self.train_batches, self.val_batches, self.loss_fn = train_batches, val_batches, loss_fn
         self.progress, self.desc = progress, desc
@@ -88,7 +97,7 @@ class Trainer:
         # DDP around the model, or FSDP sharding it in place; the optimizer holds what it then owns.
         self.wrapped = distributed.wrap(model, cfg.parallel) if self.distributed else model
         self.optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), self.device.type)
-        self.forward_model = torch.compile(self.wrapped) if cfg.compile else self.wrapped
+        self.forward_model = torch.compile(self.wrapped, mode=cfg.compile_mode) if cfg.compile else self.wrapped
         self.out = Path(cfg.out)
         self.metrics_path = self.out / "metrics.jsonl"
         self.step = 0
@@ -123,6 +132,8 @@ class Trainer:
         if self.distributed:  # dropout: different on each rank, the same on a rerun of the step
             torch.manual_seed(cfg.seed + self.step * distributed.world_size() + distributed.rank())
         total, tokens = torch.zeros((), device=self.device), 0
+        if cfg.compile_mode == "reduce-overhead":  # a new step: the CUDA graphs' previous outputs may be reused
+            torch.compiler.cudagraph_mark_step_begin()
         for i in range(cfg.grad_accum):
             batch = self._to_device(self.train_batches.next_batch())
             tokens += batch[0].numel() * distributed.world_size()

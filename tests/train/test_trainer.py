@@ -126,6 +126,15 @@ def test_config_file_keys_and_unknown_keys(tmp_path):
         TrainConfig.from_file(tmp_path / "bad.yaml")
 
 
+@pytest.mark.parametrize(("keys", "message"), [
+    (dict(compile_mode="fast"), "--compile-mode must be one of default, reduce-overhead"),
+    (dict(compile_mode="reduce-overhead"), "--compile-mode reduce-overhead is a mode of torch.compile: add --compile"),
+])
+def test_a_compile_mode_is_checked_before_anything_runs(keys, message):
+    with pytest.raises(GptkitError, match=message):
+        TrainConfig(**keys).validate()
+
+
 def test_model_overrides_from_the_config(char_data, tmp_path):
     result = pretrain(tiny_run(char_data, tmp_path, max_steps=2, model={"n_layer": 1}), progress=False)
     assert result.trainer.model.config.n_layer == 1
