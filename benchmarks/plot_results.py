@@ -3,8 +3,12 @@
     python benchmarks/plot_results.py benchmarks/results/train_h200.jsonl docs/img/train_throughput_h200.png
     python benchmarks/plot_results.py --by-batch benchmarks/results/train_batch_h100.jsonl docs/img/train_batch_h100.png
 
+    python benchmarks/plot_results.py --loss-vs-time docs/img/default_job_h200.png eager=RUN1/metrics.jsonl graphs=RUN2/metrics.jsonl
+
 ``--by-batch`` reads the lines of benchmarks/train_gpu.sh (gptkit's and its peers', bench.py's format)
 and draws tokens/s against batch size, one line per system, and prints the table for docs/benchmarks.md.
+``--loss-vs-time`` draws each run's training and validation loss against the seconds since it began
+(the ``time_s`` of its metrics.jsonl): time to quality, not only speed.
 """
 
 from __future__ import annotations
@@ -70,8 +74,28 @@ def by_batch(results: str, png: str) -> None:
     print(f"wrote {png}")
 
 
+def loss_vs_time(png: str, *runs: str) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    for run in runs:
+        label, _, path = run.rpartition("=")
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        line, = ax.plot([r["time_s"] for r in rows], [r["loss"] for r in rows], alpha=0.35, linewidth=0.8)
+        val = [(r["time_s"], r["val_loss"]) for r in rows if "val_loss" in r]
+        ax.plot(*zip(*val), marker="o", color=line.get_color(), label=f"{label or path} (validation {val[-1][1]:.3f})")
+    ax.set_xlabel("seconds since the run began")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title("Time to quality: training (faint) and validation loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png)
+    print(f"wrote {png}")
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "--by-batch":
+    if sys.argv[1] == "--loss-vs-time":
+        loss_vs_time(*sys.argv[2:])
+    elif sys.argv[1] == "--by-batch":
         by_batch(*sys.argv[2:4])
     else:
         main(*sys.argv[1:3])

@@ -4,6 +4,7 @@
     python benchmarks/train_throughput.py --preset shakespeare-char --device cpu --steps 30
     python benchmarks/train_throughput.py --preset gpt2 --device cpu --batch-size 4 --block-size 256 --steps 12 --warmup 4 --no-fused-loss
     torchrun --standalone --nproc_per_node 2 benchmarks/train_throughput.py --preset gpt2 --dtype bf16 --compile
+    python benchmarks/train_throughput.py --preset gpt2 --dtype bf16 --compile --steps 30 --warmup 20 --profile prof/
 
 Data: the bundled Shakespeare, tokenized with the GPT-2 tokenizer (or characters for char presets).
 Timing: the median tokens/s of the steps after the first ``--warmup`` (compilation, allocator warm-up).
@@ -13,6 +14,7 @@ Under torchrun, tokens/s is the whole job's, MFU is per GPU and peak memory is r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -25,7 +27,7 @@ from report import emit
 
 from gptkit.config import GPTConfig
 from gptkit.model import flops_per_token
-from gptkit.train import TrainConfig, pretrain
+from gptkit.train import TrainConfig, Trainer, pretrain
 from gptkit.train.plot import read_metrics
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, from NVIDIA's data sheets
@@ -38,6 +40,39 @@ def peak_tflops() -> float | None:
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
 
 
+@contextlib.contextmanager
+def profiled_steps(directory: str, skip: int, steps: int = 5):
+    """torch.profiler over ``steps`` training steps after the first ``skip`` (compilation): a Chrome
+    trace (open it in https://ui.perfetto.dev) and the table of the ops that took the most time."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    sort = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+
+    def write(prof) -> None:
+        prof.export_chrome_trace(str(out / "trace.json"))
+        table = prof.key_averages().table(sort_by=sort, row_limit=25)
+        (out / "top_ops.txt").write_text(table + "\n")
+        print(table)
+
+    schedule = torch.profiler.schedule(wait=max(0, skip - 1), warmup=1, active=steps, repeat=1)
+    with torch.profiler.profile(activities=activities, schedule=schedule, on_trace_ready=write) as prof:
+        step = Trainer.train_step
+
+        def train_step(self):  # the profiler's clock is the Trainer's step
+            stats = step(self)
+            prof.step()
+            return stats
+
+        Trainer.train_step = train_step
+        try:
+            yield
+        finally:
+            Trainer.train_step = step
+
+
 def run(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:  # under torchrun, give --out: every rank must write the same run
         cfg = TrainConfig(preset=args.preset, data=args.data, tokenizer="char" if "char" in args.preset else "gpt2",
@@ -47,7 +82,8 @@ def run(args) -> dict:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
-        result = pretrain(cfg, progress=False)
+        with profiled_steps(args.profile, args.warmup) if args.profile else contextlib.nullcontext():
+            result = pretrain(cfg, progress=False)
         wall = time.perf_counter() - started
         records = read_metrics(Path(cfg.out) / "metrics.jsonl")
         model_cfg: GPTConfig = result.trainer.model.config
@@ -82,6 +118,7 @@ def main() -> None:
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--data", help="Shards from `gptkit prepare` (default: prepare the bundled Shakespeare).")
     p.add_argument("--json", help="Append the result as one JSON line to this file.")
+    p.add_argument("--profile", metavar="DIR", help="Profile 5 steps after the warm-up: DIR/trace.json and DIR/top_ops.txt.")
     p.add_argument("--out", help="Run directory (default: a temporary one); needed under torchrun.")
     p.add_argument("--parallel", default="ddp", choices=["ddp", "fsdp"], help="Under torchrun.")
     args = p.parse_args()

@@ -251,12 +251,15 @@ class Trainer:
 
     def _settle(self, records: list[dict], seconds: float) -> None:
         """Read the device values of ``records`` in one sync: losses averaged over ranks (the gradient
-        norm is the same on every rank), and the rate."""
+        norm is the same on every rank), the rate, and the seconds since the loop began (spread over
+        the records evenly), for loss against wall-clock time."""
         values = torch.stack([torch.stack([r["loss"], r["grad_norm"]]) for r in records])
         values = distributed.sum_over_ranks(values) / distributed.world_size()
         rate = sum(r.pop("tokens") for r in records) / seconds
-        for record, (loss, grad_norm) in zip(records, values.tolist()):
-            record.update(loss=loss, grad_norm=grad_norm, tokens_per_sec=rate)
+        now = time.perf_counter() - self.started
+        for i, (record, (loss, grad_norm)) in enumerate(zip(records, values.tolist())):
+            time_s = now - seconds * (len(records) - 1 - i) / len(records)
+            record.update(loss=loss, grad_norm=grad_norm, tokens_per_sec=rate, time_s=round(time_s, 3))
 
     def _log(self, records: list[dict]) -> None:
         if self.main:
@@ -295,7 +298,7 @@ class Trainer:
                    disable=not (self.progress and self.main), dynamic_ncols=True)
         val_loss = None
         pending: list[dict] = []
-        t0 = time.perf_counter()
+        t0 = self.started = time.perf_counter()
         while self.step < cfg.max_steps and not self.stop_requested:
             stats = self.train_step()
             pending.append({"step": self.step, **stats})

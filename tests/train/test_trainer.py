@@ -32,6 +32,8 @@ def test_pretraining_lowers_the_loss_and_writes_a_run(char_data, tmp_path):
     assert records[-1]["loss"] < records[0]["loss"] - 1.0
     assert result.val_loss < records[0]["loss"]
     assert {"lr", "grad_norm", "tokens_per_sec"} <= set(records[0])
+    times = [r["time_s"] for r in records]  # wall-clock seconds, for loss against time
+    assert 0 < times[0] < times[-1] and all(a <= b for a, b in zip(times, times[1:]))
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ckpt = resolve_model_dir(tmp_path)
     assert ckpt.name == "step-0000060"
