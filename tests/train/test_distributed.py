@@ -5,7 +5,6 @@ wrapper script (as in test_kill_resume.py), so nothing waits on a clock.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -95,20 +94,10 @@ def assert_same_weights(run: Path, reference: Path, step: int) -> None:
 
 
 @pytest.mark.slow
-def test_one_step_with_fsdp_equals_one_process(char_data, tmp_path):
-    # Step 2 of a one-process run, and the same step taken by 2 FSDP processes resuming the run's
-    # step-1 checkpoint (DDP's steps are compared with one process's in the kill-and-resume test).
-    one, fsdp = tmp_path / "one", tmp_path / "fsdp"
-    in_process(char_data, one, max_steps=2, save_every=1)
-    shutil.copytree(one, fsdp)
-    (fsdp / "latest").write_text("step-0000001\n")
-    finish(torchrun(2, run_args(char_data, fsdp, "--resume", "--parallel=fsdp", max_steps=2, save_every=1)))
-    assert_same_weights(fsdp, one, 2)
-    assert (fsdp / "checkpoints" / "step-0000002" / "distributed" / ".metadata").is_file()
-
-
-@pytest.mark.slow
-def test_ddp_killed_with_sigkill_resumes_on_two_and_on_one_process(char_data, tmp_path):
+def test_ddp_killed_with_sigkill_resumes_on_one_and_on_two_processes(char_data, tmp_path):
+    # 2 DDP processes, SIGKILLed after step 6 -> 1 process from their step-4 shards -> 2 FSDP processes
+    # from that one's step-8 checkpoint -> 1 process reading the FSDP shards of step 12: every loss and
+    # every saved model equal to one uninterrupted process's.
     full, killed = tmp_path / "full", tmp_path / "killed"
     (tmp_path / "paused.py").write_text(PAUSED)
     job = torchrun(2, run_args(char_data, killed), tmp_path / "paused.py", stdout=subprocess.PIPE)
@@ -127,11 +116,17 @@ def test_ddp_killed_with_sigkill_resumes_on_two_and_on_one_process(char_data, tm
         assert sorted(got) == sorted(expected)
         assert max(abs(got[s] - expected[s]) for s in expected) < 1e-5
 
-    finish(torchrun(2, run_args(char_data, killed, "--resume", "--parallel=fsdp")))  # from step 4, replicas -> shards
+    in_process(char_data, killed, resume=True)  # 2 -> 1: one plain process reads the DDP shards
     assert_same_losses()
-    (killed / "latest").write_text("step-0000008\n")  # as if the job had died after its step-8 checkpoint
-    in_process(char_data, killed, resume=True)  # 2 -> 1: one plain process reads the shards
+    (killed / "latest").write_text("step-0000008\n")  # as if it had died after its step-8 checkpoint
+    finish(torchrun(2, run_args(char_data, killed, "--resume", "--parallel=fsdp")))  # 1 -> 2, whole -> shards
     assert_same_losses()
+    assert_same_weights(killed, full, 12)  # four FSDP steps, gathered by rank 0: four steps of one process
+    assert (killed / "checkpoints" / "step-0000012" / "distributed" / ".metadata").is_file()
+    model = pretrain(TrainConfig(**RUN, data=char_data, out=str(killed), resume=True), progress=False).trainer.model
+    reference = load_tensors(full / "checkpoints" / "step-0000012" / "model.safetensors")
+    for key, value in model.state_dict().items():  # 2 -> 1: the FSDP shards, read back whole
+        torch.testing.assert_close(value, reference[key], atol=1e-5, rtol=0, msg=key)
 
 
 @pytest.mark.slow
