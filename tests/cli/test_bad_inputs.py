@@ -27,7 +27,8 @@ from gptkit.data.shards import HEADER, HEADER_BYTES, MAGIC, VERSION
 BOUND_S = 90  # generous: a loaded CI machine is slow, a hang is forever
 LATIN1 = "caf\xe9 na\xefve".encode("latin-1")  # bytes that are not UTF-8
 FORKSERVER = mp.get_context("forkserver")
-FORKSERVER.set_forkserver_preload(["torch", "gptkit.cli.main", "gptkit.checkpoint", "gptkit.inference"])
+# torch._dynamo too: AdamW and meta-device model loading import it (2 s), in most of the commands below
+FORKSERVER.set_forkserver_preload(["torch", "torch._dynamo", "gptkit.cli.main", "gptkit.checkpoint", "gptkit.inference"])
 
 
 @dataclass
