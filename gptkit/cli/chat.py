@@ -6,6 +6,7 @@ import click
 
 from gptkit.cli.generate import load_for_inference, precision_options
 from gptkit.cli.group import cli
+from gptkit.cli.train import given, training_options
 
 
 @cli.group()
@@ -41,10 +42,8 @@ def dialogue() -> None:
 @click.option("--save-every", type=int, default=500, show_default=True)
 @click.option("--keep-checkpoints", type=int, default=2, show_default=True, help="How many of the newest checkpoints to keep.")
 @click.option("--seed", type=int, default=1337, show_default=True)
-@click.option("--device", default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint (same data and flags).")
-@click.option("--parallel", type=click.Choice(["ddp", "fsdp"]), default="ddp", show_default=True,
-              help="Under torchrun: a model replica per process (ddp) or FSDP2 shards (fsdp).")
+@training_options()
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dialogue_train(data, reverse, max_history, loss_on_all_turns, val_fraction, no_url_filter, no_repeat_filter,
                    no_common_word_filter, no_bracket_filter, max_words, blocklist, max_response_count, quiet,
@@ -58,7 +57,7 @@ def dialogue_train(data, reverse, max_history, loss_on_all_turns, val_fraction, 
                            max_words=max_words or None, max_response_count=max_response_count,
                            blocklist=FilterConfig.read_blocklist(blocklist) if blocklist else frozenset())
     examples = ExampleConfig(max_history=max_history, loss_on_all_turns=loss_on_all_turns, reverse=reverse)
-    cfg = TrainConfig(sample_tokens=0, **train)
+    cfg = TrainConfig(sample_tokens=0, **given(train))
     result = train_dialogue(cfg, DialogueConfig(data, val_fraction, examples, filters), progress=not quiet)
     if not distributed.is_main():
         return

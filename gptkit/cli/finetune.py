@@ -7,6 +7,7 @@ import json
 import click
 
 from gptkit.cli.group import cli
+from gptkit.cli.train import given, training_options
 
 
 @cli.command()
@@ -26,10 +27,8 @@ from gptkit.cli.group import cli
 @click.option("--eval-every", type=int, default=None, help="Validate every N steps (default: once per epoch).")
 @click.option("--patience", type=int, default=2, show_default=True, help="Validations without improvement before stopping.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--parallel", type=click.Choice(["ddp", "fsdp"]), default="ddp", show_default=True,
-              help="Under torchrun: a model replica per process (ddp) or FSDP2 shards (fsdp).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint (same flags).")
+@training_options(fused_loss=False)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def finetune(model_dir, train_file, valid_file, quiet, **flags) -> None:
     """Fine-tune a pretrained model on a labelled task (L3 = L2 + λ·L1)."""
@@ -37,7 +36,7 @@ def finetune(model_dir, train_file, valid_file, quiet, **flags) -> None:
     from gptkit.finetune import finetune as run
     from gptkit.train import distributed
 
-    report = run(FinetuneConfig(init_from=model_dir, train=train_file, valid=valid_file, **flags), progress=not quiet)
+    report = run(FinetuneConfig(init_from=model_dir, train=train_file, valid=valid_file, **given(flags)), progress=not quiet)
     if not distributed.is_main():
         return
     best, key = report["best"], report["metric"]

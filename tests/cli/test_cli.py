@@ -114,6 +114,18 @@ def test_unknown_preset(char_data, tmp_path):
                        "unknown preset 'gpt9'", "gpt2-medium")
 
 
+@pytest.mark.parametrize("command", [
+    ["pretrain"],
+    ["dialogue", "train"],
+    ["finetune", "--model", "m", "--task", "classify", "--train", "t.jsonl", "--valid", "v.jsonl"],
+])
+def test_every_training_command_takes_the_shared_training_flags(command, tmp_path):
+    # --dtype, --parallel and --compile-mode reach each command's TrainConfig, which checks them first.
+    result = run(*command, "--out", str(tmp_path / "run"), "--dtype", "fp32", "--parallel", "fsdp",
+                 "--compile-mode", "reduce-overhead", "--quiet")
+    assert_clean_error(result, "--compile-mode reduce-overhead is a mode of torch.compile: add --compile")
+
+
 def test_n_embd_not_divisible_by_n_head(char_data, tmp_path):
     (tmp_path / "cfg.yaml").write_text("model:\n  n_head: 3\n")
     assert_clean_error(run("pretrain", "--config", str(tmp_path / "cfg.yaml"), "--data", char_data,
