@@ -67,14 +67,22 @@ def sinusoidal_embedding(positions: torch.Tensor, n_embd: int) -> torch.Tensor:
     return pe
 
 
+def embedding(num: int, dim: int) -> nn.Embedding:
+    """nn.Embedding, except on the meta device (shapes for loading), where its init is skipped: normal_
+    on a meta tensor imports torch._dynamo, 2 s of every model load. Elsewhere it runs, so a seed
+    still gives the weights it always gave (GPT.reset_parameters then draws them again)."""
+    weight = torch.empty(num, dim)
+    return nn.Embedding.from_pretrained(weight, freeze=False) if weight.is_meta else nn.Embedding(num, dim)
+
+
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         config.validate()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # W_e, also the output layer
+        self.wte = embedding(config.vocab_size, config.n_embd)  # W_e, also the output layer
         if config.position == "learned":
-            self.wpe = nn.Embedding(config.block_size, config.n_embd)  # W_p
+            self.wpe = embedding(config.block_size, config.n_embd)  # W_p
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         if config.ln_order == "pre":

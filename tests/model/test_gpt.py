@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -137,3 +139,13 @@ def test_matches_a_straightforward_reference_attention():
         h = h + block.attn.c_proj((att @ v).transpose(1, 2).reshape(2, 10, 32))
         h = h + block.mlp.c_proj(F.gelu(block.mlp.c_fc(block.ln_2(h)), approximate="tanh"))
     torch.testing.assert_close(model(x), model.ln_f(h) @ model.wte.weight.T, atol=1e-5, rtol=1e-5)
+
+
+def test_loading_a_model_does_not_import_the_compiler(tmp_path):
+    # nn.Embedding's init on the meta device imports torch._dynamo (2 s of every `gptkit generate`).
+    tiny_model().save_pretrained(tmp_path)
+    code = ("import sys; from gptkit.model import GPT; GPT.from_pretrained(sys.argv[1]); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
