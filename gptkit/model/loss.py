@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 IGNORE_INDEX = -100
 CHUNK_ROWS = 4096  # rows of logits made at once: 4096 x 50,257 fp32 is 0.8 GB
+PAD_VOCAB = 64  # the output layer's matmuls run on the vocabulary rounded up to this
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -36,15 +37,22 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
 
 def _chunked(hidden, weight, targets, chunk_rows, dtype, grads: bool):
     """(mean loss, and with ``grads`` its gradients for hidden and weight), a chunk of rows at a time:
-    each chunk's logits give its loss and, turned in place into softmax - one-hot, its gradients."""
+    each chunk's logits give its loss and, turned in place into softmax - one-hot, its gradients.
+    The vocabulary is padded to a multiple of PAD_VOCAB with zero rows whose logits are -inf, so the
+    matmuls run on aligned shapes (50,257 -> 50,304, as nanoGPT's model is built); nothing outside
+    this function sees the padding."""
+    vocab = weight.shape[0]
     w = weight.to(dtype)
+    if vocab % PAD_VOCAB:
+        w = F.pad(w, (0, 0, 0, -vocab % PAD_VOCAB))  # (V_pad, C)
     count = (targets != IGNORE_INDEX).sum().clamp_min(1)
     loss = torch.zeros((), device=hidden.device, dtype=torch.float32)
     grad_hidden = torch.empty_like(hidden) if grads else None
-    grad_weight = torch.zeros_like(weight, dtype=torch.float32) if grads else None
+    grad_weight = torch.zeros(w.shape, device=weight.device, dtype=torch.float32) if grads else None
     for start in range(0, hidden.shape[0], chunk_rows):
         h, t = hidden[start: start + chunk_rows].to(dtype), targets[start: start + chunk_rows]
-        logits = (h @ w.T).float()  # (chunk, V)
+        logits = (h @ w.T).float()  # (chunk, V_pad)
+        logits[:, vocab:] = float("-inf")
         keep = (t != IGNORE_INDEX).unsqueeze(1)
         t = t.clamp_min(0).unsqueeze(1)
         lse = logits.logsumexp(-1, keepdim=True)
@@ -55,7 +63,7 @@ def _chunked(hidden, weight, targets, chunk_rows, dtype, grads: bool):
             grad_weight += (grad.T @ h).float()
     if not grads:
         return loss / count, None, None
-    return loss / count, grad_hidden / count, (grad_weight / count).to(weight.dtype)
+    return loss / count, grad_hidden / count, (grad_weight[:vocab] / count).to(weight.dtype)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

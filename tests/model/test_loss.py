@@ -9,11 +9,11 @@ from tests.conftest import tiny_model
 V, C = 97, 32
 
 
-def inputs(rows: int = 150, seed: int = 0):
+def inputs(rows: int = 150, seed: int = 0, vocab: int = V):
     g = torch.Generator().manual_seed(seed)
     hidden = torch.randn(3, rows // 3, C, generator=g, requires_grad=True)
-    weight = torch.randn(V, C, generator=g, requires_grad=True)
-    targets = torch.randint(0, V, (3, rows // 3), generator=g)
+    weight = torch.randn(vocab, C, generator=g, requires_grad=True)
+    targets = torch.randint(0, vocab, (3, rows // 3), generator=g)
     targets[0, :7] = IGNORE_INDEX  # padding, prompts: skipped by both
     return hidden, weight, targets
 
@@ -29,9 +29,10 @@ def plain(hidden, weight, targets):
     return lm_loss(hidden @ weight.T, targets)
 
 
+@pytest.mark.parametrize("vocab", [V, 128])  # padded inside to 128 with -inf logits, or already aligned
 @pytest.mark.parametrize("chunk_rows", [1, 16, 49, 150, 4096])  # rows split unevenly, or not at all
-def test_fused_loss_and_gradients_equal_the_plain_ones(chunk_rows):
-    hidden, weight, targets = inputs()
+def test_fused_loss_and_gradients_equal_the_plain_ones(chunk_rows, vocab):
+    hidden, weight, targets = inputs(vocab=vocab)
     fused = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, chunk_rows), hidden, weight, targets, 0.25)
     for got, want in zip(fused, loss_and_grads(plain, hidden, weight, targets, 0.25)):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
