@@ -38,13 +38,15 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
 def _chunked(hidden, weight, targets, chunk_rows, dtype, grads: bool):
     """(mean loss, and with ``grads`` its gradients for hidden and weight), a chunk of rows at a time:
     each chunk's logits give its loss and, turned in place into softmax - one-hot, its gradients.
-    The vocabulary is padded to a multiple of PAD_VOCAB with zero rows whose logits are -inf, so the
-    matmuls run on aligned shapes (50,257 -> 50,304, as nanoGPT's model is built); nothing outside
-    this function sees the padding."""
+    A large vocabulary is padded to a multiple of PAD_VOCAB with zero rows whose logits are -inf, so
+    the matmuls run on aligned shapes (50,257 -> 50,304, as nanoGPT's model is built); a small one,
+    where padding would add more than 1% to them (65 characters -> 128), is not. Nothing outside this
+    function sees the padding."""
     vocab = weight.shape[0]
     w = weight.to(dtype)
-    if vocab % PAD_VOCAB:
-        w = F.pad(w, (0, 0, 0, -vocab % PAD_VOCAB))  # (V_pad, C)
+    pad = -vocab % PAD_VOCAB
+    if 0 < pad < vocab / 100:
+        w = F.pad(w, (0, 0, 0, pad))  # (V_pad, C)
     count = (targets != IGNORE_INDEX).sum().clamp_min(1)
     loss = torch.zeros((), device=hidden.device, dtype=torch.float32)
     grad_hidden = torch.empty_like(hidden) if grads else None
