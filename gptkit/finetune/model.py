@@ -19,6 +19,7 @@ from gptkit.errors import GptkitError
 from gptkit.finetune.data import Labels
 from gptkit.io import load_tensors, save_tensors, write_text
 from gptkit.model import GPT
+from gptkit.model.loss import IGNORE_INDEX, linear_cross_entropy
 from gptkit.tokenizer import Tokenizer
 
 HEAD_CONFIG = "head.json"
@@ -41,6 +42,13 @@ def grow_vocabulary(gpt: GPT, new_ids: list[int]) -> None:
         gpt.wte.weight[new_ids] = torch.randn(len(new_ids), old.shape[1], device=old.device, dtype=old.dtype) * 0.02
 
 
+def sequence_weights(mask: torch.Tensor) -> torch.Tensor:
+    """(N, T) attention mask -> (N, T-1) weights of the next-token targets: each sequence's real
+    targets share 1/N, so the weighted sum is the mean over sequences of each sequence's mean."""
+    real = mask[:, 1:].float()
+    return real / real.sum(1, keepdim=True).clamp_min(1) / len(mask)
+
+
 class TaskModel(nn.Module):
     """GPT + dropout + linear head. forward: ids (B, K, T) -> scores (B, classes) or (B, K)."""
 
@@ -52,10 +60,11 @@ class TaskModel(nn.Module):
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor, lm_logits: bool = False,
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, lm_loss: bool = False,
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(task scores, and with ``lm_logits`` the next-token logits (B*K, T, vocab) for the auxiliary
-        LM loss). The logits are made here, in the forward DDP and FSDP wrap, not by the caller."""
+        """(task scores, and with ``lm_loss`` the auxiliary L1: averaged over each sequence's real
+        tokens, then over sequences, as GPT-1's code does). L1 is computed here, in the forward that
+        DDP, FSDP and compile wrap, by the fused loss: the (B*K, T, vocab) logits are never made."""
         B, K, T = ids.shape
         flat_mask = mask.view(B * K, T)
         hidden = self.gpt(ids.view(B * K, T), attention_mask=flat_mask, return_hidden=True)  # (B*K, T, C)
@@ -65,7 +74,11 @@ class TaskModel(nn.Module):
             scores = self.head(self.dropout(h)).squeeze(-1)  # one score per choice: (B, K)
         else:
             scores = self.head(self.dropout(h.sum(1)))  # similarity adds both orders; else K = 1
-        return scores, self.gpt.lm_head(hidden) if lm_logits else None
+        if not lm_loss:
+            return scores, None
+        targets = ids.view(B * K, T)[:, 1:].masked_fill(flat_mask[:, 1:] == 0, IGNORE_INDEX)
+        l1 = linear_cross_entropy(hidden[:, :-1], self.gpt.wte.weight, targets, weights=sequence_weights(flat_mask))
+        return scores, l1
 
     @torch.no_grad()
     def probabilities(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

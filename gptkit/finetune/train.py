@@ -34,8 +34,7 @@ from gptkit.finetune.data import (
 from gptkit.finetune.metrics import task_metrics
 from gptkit.finetune.model import TaskModel, grow_vocabulary
 from gptkit.io import write_text
-from gptkit.model import GPT, lm_loss
-from gptkit.model.loss import IGNORE_INDEX
+from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 from gptkit.train import distributed
 from gptkit.train.config import TrainConfig
@@ -90,13 +89,6 @@ class FinetuneConfig(TrainConfig):
         return dataclasses.replace(self, max_steps=max_steps, warmup_steps=warmup, eval_every=every, save_every=every)
 
 
-def sequence_lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 averaged over each sequence's real tokens, then over sequences. logits (N, T, V), ids/mask (N, T)."""
-    real = mask[:, 1:].bool()
-    per_token = lm_loss(logits[:, :-1], ids[:, 1:].masked_fill(~real, IGNORE_INDEX), reduction="none")  # (N, T-1)
-    return (per_token.sum(1) / real.sum(1)).mean()
-
-
 def task_loss(scores: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:
     """L2: cross-entropy over classes or choices, squared error for a score."""
     if regression:
@@ -110,12 +102,9 @@ def make_loss_fn(lm_coef: float, regression: bool):
 
     def loss_fn(model: TaskModel, batch: Batch) -> torch.Tensor:
         ids, mask, targets = batch
-        scores, logits = model(ids, mask, lm_logits=bool(lm_coef))
+        scores, l1 = model(ids, mask, lm_loss=bool(lm_coef))
         loss = task_loss(scores, targets, regression)
-        if lm_coef:
-            T = ids.shape[-1]
-            loss = loss + lm_coef * sequence_lm_loss(logits, ids.view(-1, T), mask.view(-1, T))
-        return loss
+        return loss + lm_coef * l1 if lm_coef else loss
 
     return loss_fn
 

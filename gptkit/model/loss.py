@@ -23,20 +23,22 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
-    """``lm_loss(hidden @ weight.T, targets)``, the mean over non-ignored targets, without the logits.
-    hidden (..., C), weight (V, C), targets (...). Under autocast the matmuls run in its dtype and
-    the softmax in fp32, as the unfused loss does."""
+                         chunk_rows: int = CHUNK_ROWS, *, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``lm_loss(hidden @ weight.T, targets)``, the mean over non-ignored targets, without the logits;
+    with ``weights`` (shaped like targets, 0 where ignored) the weighted sum of the cross-entropies
+    instead (fine-tuning averages per sequence). hidden (..., C), weight (V, C), targets (...). Under
+    autocast the matmuls run in its dtype and the softmax in fp32, as the unfused loss does."""
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
     hidden, targets = hidden.flatten(0, -2), targets.flatten()
+    weights = None if weights is None else weights.flatten().float()
     if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
-        return _LinearCrossEntropy.apply(hidden, weight, targets, chunk_rows, dtype)
-    return _chunked(hidden, weight, targets, chunk_rows, dtype, grads=False)[0]
+        return _LinearCrossEntropy.apply(hidden, weight, targets, weights, chunk_rows, dtype)
+    return _chunked(hidden, weight, targets, weights, chunk_rows, dtype, grads=False)[0]
 
 
-def _chunked(hidden, weight, targets, chunk_rows, dtype, grads: bool):
-    """(mean loss, and with ``grads`` its gradients for hidden and weight), a chunk of rows at a time:
+def _chunked(hidden, weight, targets, weights, chunk_rows, dtype, grads: bool):
+    """(loss, and with ``grads`` its gradients for hidden and weight), a chunk of rows at a time:
     each chunk's logits give its loss and, turned in place into softmax - one-hot, its gradients.
     A large vocabulary is padded to a multiple of PAD_VOCAB with zero rows whose logits are -inf, so
     the matmuls run on aligned shapes (50,257 -> 50,304, as nanoGPT's model is built); a small one,
@@ -47,7 +49,11 @@ def _chunked(hidden, weight, targets, chunk_rows, dtype, grads: bool):
     pad = -vocab % PAD_VOCAB
     if 0 < pad < vocab / 100:
         w = F.pad(w, (0, 0, 0, pad))  # (V_pad, C)
-    count = (targets != IGNORE_INDEX).sum().clamp_min(1)
+    if weights is None:  # the mean: each kept target weighs 1, and the sums are divided by their count
+        weights = (targets != IGNORE_INDEX).float()
+        count = weights.sum().clamp_min(1)
+    else:
+        count = torch.ones((), device=hidden.device)
     loss = torch.zeros((), device=hidden.device, dtype=torch.float32)
     grad_hidden = torch.empty_like(hidden) if grads else None
     grad_weight = torch.zeros(w.shape, device=weight.device, dtype=torch.float32) if grads else None
@@ -55,12 +61,12 @@ def _chunked(hidden, weight, targets, chunk_rows, dtype, grads: bool):
         h, t = hidden[start: start + chunk_rows].to(dtype), targets[start: start + chunk_rows]
         logits = (h @ w.T).float()  # (chunk, V_pad)
         logits[:, vocab:] = float("-inf")
-        keep = (t != IGNORE_INDEX).unsqueeze(1)
-        t = t.clamp_min(0).unsqueeze(1)
+        row = weights[start: start + chunk_rows].unsqueeze(1)  # (chunk, 1)
+        t = t.clamp_min(0).unsqueeze(1)  # an ignored target weighs 0: any id will do
         lse = logits.logsumexp(-1, keepdim=True)
-        loss += ((lse - logits.gather(1, t)) * keep).sum()
+        loss += ((lse - logits.gather(1, t)) * row).sum()
         if grads:
-            grad = logits.sub_(lse).exp_().scatter_add_(1, t, -keep.float()).mul_(keep).to(dtype)  # d(sum)/d(logits)
+            grad = logits.sub_(lse).exp_().scatter_add_(1, t, -torch.ones_like(row)).mul_(row).to(dtype)  # d(loss)/d(logits)
             grad_hidden[start: start + chunk_rows] = grad @ w
             grad_weight += (grad.T @ h).float()
     if not grads:
@@ -72,12 +78,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
     """The gradients are made in the forward, while each chunk's logits exist; backward scales them."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, chunk_rows, dtype):
-        loss, grad_hidden, grad_weight = _chunked(hidden, weight, targets, chunk_rows, dtype, grads=True)
+    def forward(ctx, hidden, weight, targets, weights, chunk_rows, dtype):
+        loss, grad_hidden, grad_weight = _chunked(hidden, weight, targets, weights, chunk_rows, dtype, grads=True)
         ctx.save_for_backward(grad_hidden, grad_weight)
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_loss, grad_weight * grad_loss, None, None, None
+        return grad_hidden * grad_loss, grad_weight * grad_loss, None, None, None, None
