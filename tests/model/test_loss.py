@@ -69,3 +69,15 @@ def test_the_model_computes_its_loss_from_targets_as_the_logits_give_it():
     torch.testing.assert_close(loss, want)
     for name, p in model.named_parameters():  # the tied embedding gets both of its gradients
         torch.testing.assert_close(grads[name], p.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_weights_give_the_weighted_sum_of_the_cross_entropies():
+    hidden, weight, targets = inputs(vocab=6401)
+    weights = torch.rand(targets.shape, generator=torch.Generator().manual_seed(1)) * (targets != IGNORE_INDEX)
+
+    def weighted(h, w, t):
+        return (lm_loss(h @ w.T, t, reduction="none") * weights).sum()
+
+    fused = loss_and_grads(lambda h, w, t: linear_cross_entropy(h, w, t, 16, weights=weights), hidden, weight, targets)
+    for got, want in zip(fused, loss_and_grads(weighted, hidden, weight, targets)):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
