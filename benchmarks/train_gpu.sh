@@ -5,9 +5,14 @@
 # 16/32/64 with the fused loss and at 16/64 without, a profile, the loss alone, the default job's wall time,
 # torchrun lines on 1 GPU and on 2 when there are 2) and its plot.
 # About 13 minutes on one H100 (most of it compiling); each part alone takes under 6.
+# The peers are read from $PEERS (default ../shared/peers). The device tool does not send ../shared:
+# copy it into an ignored folder of the checkout first and carry it, e.g.
+#   cp -r ../shared/peers .peers && echo .peers >> .git/info/exclude
+#   run(command="PEERS=.peers bash benchmarks/train_gpu.sh speed", carry=[".peers"])
 set -uo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT="${OUT:-benchmarks/results}"; mkdir -p "$OUT" docs/img
+PEERS="${PEERS:-../shared/peers}"
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1 | grep -oiE 'h100|h200|a100|l4|l40s' | head -n1 | tr A-Z a-z)
 R="$OUT/train_batch_${GPU:-gpu}.jsonl"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
@@ -23,8 +28,8 @@ for b in 16 32 64; do
   python3 benchmarks/train_throughput.py --preset gpt2 --data /tmp/shk-gpt2 --dtype bf16 --compile \
     --steps 60 --warmup 20 --batch-size $b --json "$R"
 done
-python3 ../shared/peers/bench.py nanogpt-train --batch 16,32,64 | tee -a "$R"
-python3 ../shared/peers/bench.py hf-train --batch 16,32,64 | tee -a "$R"
+python3 "$PEERS/bench.py" nanogpt-train --batch 16,32,64 | tee -a "$R"
+python3 "$PEERS/bench.py" hf-train --batch 16,32,64 | tee -a "$R"
 fi
 
 if part more; then
