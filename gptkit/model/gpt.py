@@ -71,8 +71,9 @@ def embedding(num: int, dim: int) -> nn.Embedding:
     """nn.Embedding, except on the meta device (shapes for loading), where its init is skipped: normal_
     on a meta tensor imports torch._dynamo, 2 s of every model load. Elsewhere it runs, so a seed
     still gives the weights it always gave (GPT.reset_parameters then draws them again)."""
-    weight = torch.empty(num, dim)
-    return nn.Embedding.from_pretrained(weight, freeze=False) if weight.is_meta else nn.Embedding(num, dim)
+    if torch.empty(0).is_meta:  # built under torch.device("meta")
+        return nn.Embedding.from_pretrained(torch.empty(num, dim), freeze=False)
+    return nn.Embedding(num, dim)
 
 
 class GPT(nn.Module):
