@@ -47,7 +47,8 @@ def _chunked(hidden, weight, targets, weights, chunk_rows, dtype, grads: bool):
     vocab = weight.shape[0]
     w = weight.to(dtype)
     pad = -vocab % PAD_VOCAB
-    if 0 < pad < vocab / 100:
+    padded = 0 < pad < vocab / 100
+    if padded:
         w = F.pad(w, (0, 0, 0, pad))  # (V_pad, C)
     if weights is None:  # the mean: each kept target weighs 1, and the sums are divided by their count
         weights = (targets != IGNORE_INDEX).float()
@@ -60,7 +61,8 @@ def _chunked(hidden, weight, targets, weights, chunk_rows, dtype, grads: bool):
     for start in range(0, hidden.shape[0], chunk_rows):
         h, t = hidden[start: start + chunk_rows].to(dtype), targets[start: start + chunk_rows]
         logits = (h @ w.T).float()  # (chunk, V_pad)
-        logits[:, vocab:] = float("-inf")
+        if padded:
+            logits[:, vocab:] = float("-inf")
         row = weights[start: start + chunk_rows].unsqueeze(1)  # (chunk, 1)
         t = t.clamp_min(0).unsqueeze(1)  # an ignored target weighs 0: any id will do
         lse = logits.logsumexp(-1, keepdim=True)
