@@ -78,7 +78,7 @@ def run(args) -> dict:
         cfg = TrainConfig(preset=args.preset, data=args.data, tokenizer="char" if "char" in args.preset else "gpt2",
                           out=args.out or str(Path(tmp) / "run"), parallel=args.parallel, max_steps=args.steps, batch_size=args.batch_size,
                           block_size=args.block_size, device=args.device, dtype=args.dtype, compile=args.compile,
-                          fused_loss=args.fused_loss, eval_every=0, save_every=0, sample_tokens=0, warmup_steps=5)
+                          fused_loss=args.fused_loss, dropout=args.dropout, eval_every=0, save_every=0, sample_tokens=0, warmup_steps=5)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
@@ -116,6 +116,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--block-size", type=int, default=None)
+    p.add_argument("--dropout", type=float, default=None, help="Default: the preset's (0 to match a peer's setup).")
     p.add_argument("--data", help="Shards from `gptkit prepare` (default: prepare the bundled Shakespeare).")
     p.add_argument("--json", help="Append the result as one JSON line to this file.")
     p.add_argument("--profile", metavar="DIR", help="Profile 5 steps after the warm-up: DIR/trace.json and DIR/top_ops.txt.")
