@@ -12,9 +12,10 @@ import gzip
 import io
 import json
 import lzma
+import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -170,28 +171,112 @@ def iter_jsonl(lines: Iterable[str], name: str) -> Iterator[tuple[int, object]]:
         yield line_no, record
 
 
+# --- checking records ------------------------------------------------------------------------------
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+# What a field may hold, by the words an error uses. JSON's true is never a number, nor NaN or inf.
+KINDS: dict[str, Callable[[object], bool]] = {
+    "a string": lambda v: isinstance(v, str),
+    "a non-empty string": lambda v: isinstance(v, str) and v != "",
+    "a whole number": _whole,
+    "a whole number >= 1": lambda v: _whole(v) and v >= 1,
+    "a finite number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "a non-empty string or a whole number": lambda v: _whole(v) or (isinstance(v, str) and v != ""),
+    "a list of non-empty strings": _strings,
+    "a non-empty list of non-empty strings": lambda v: _strings(v) and len(v) >= 1,
+    "a list of at least two non-empty strings": lambda v: _strings(v) and len(v) >= 2,
+    "a mapping": lambda v: isinstance(v, dict),
+}
+
+
+def expect(value, kind: str, where: str):
+    """``value`` if it is ``kind`` (a key of KINDS), else a one-line error naming ``where`` (a file and
+    line or field) and what it holds, so no value is silently turned into another (null into "None")."""
+    if not KINDS[kind](value):
+        shown = json.dumps(value, default=str)  # ASCII, whatever the value holds (NaN, lone surrogates)
+        raise GptkitError(f"{where} must be {kind}, got {shown[:60] + '...' if len(shown) > 60 else shown}")
+    return value
+
+
+def repeats(keyed: Iterable[tuple[Hashable, int]]) -> Iterator[tuple[int, int]]:
+    """(line, earlier line) of every (key, line) whose key an earlier line had: the same input twice
+    is scored twice."""
+    first: dict[Hashable, int] = {}
+    for key, where in keyed:
+        if key in first:
+            yield where, first[key]
+        else:
+            first[key] = where
+
+
+# --- compressed text -------------------------------------------------------------------------------
+
 def _unreadable(path: Path, e: Exception) -> GptkitError:
     return GptkitError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
 
 
-def _text_lines(path: Path) -> Iterator[str]:
-    """The lines of a JSON Lines file, decompressed (.gz, .zst) and decoded (invalid UTF-8 becomes U+FFFD)."""
+def _zstd_chunks(raw) -> Iterator[bytes]:
+    """The decompressed bytes of every zstd frame of ``raw``, and EOFError where it stops inside one
+    (zstandard's readers end quietly there, as if the file were whole). Input is fed in the library's
+    recommended steps, so each chunk stays about that size times the compression ratio."""
+    frame, data = None, b""
+    while data or (data := raw.read(zstandard.DECOMPRESSION_RECOMMENDED_INPUT_SIZE)):
+        if frame is None or frame.eof:
+            frame = zstandard.ZstdDecompressor().decompressobj()
+        yield frame.decompress(data)
+        data = frame.unused_data if frame.eof else b""
+    if frame is not None and not frame.eof:
+        raise EOFError("truncated (it ends inside a zstd frame); compress or download it again")
+
+
+class _ChunkStream(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self.chunks, self.left = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.left:
+            if (chunk := next(self.chunks, None)) is None:
+                return 0
+            self.left = chunk
+        n = min(len(buffer), len(self.left))
+        buffer[:n], self.left = self.left[:n], self.left[n:]
+        return n
+
+
+def text_lines(path: str | Path, errors: str = "replace") -> Iterator[str]:
+    """The lines of a text file, decompressed (.gz, .zst) and decoded: invalid UTF-8 becomes U+FFFD, or
+    with ``errors="strict"`` is an error naming the file; so is a truncated or damaged compressed file."""
+    path = Path(path)
     name = path.name.lower()
     try:
         with open(path, "rb") as raw:
             if name.endswith(".gz"):
                 stream = gzip.GzipFile(fileobj=raw)
             elif name.endswith(".zst"):
-                stream = zstandard.ZstdDecompressor().stream_reader(raw)
+                stream = io.BufferedReader(_ChunkStream(_zstd_chunks(raw)))
             else:
                 stream = raw
-            yield from io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+            yield from io.TextIOWrapper(stream, encoding="utf-8-sig", errors=errors, newline="")
+    except UnicodeDecodeError as e:
+        raise GptkitError(f"{path} is not UTF-8 text ({e.reason}); save it as UTF-8") from None
     except (OSError, EOFError, zstandard.ZstdError) as e:  # unreadable, truncated or not compressed data
         raise _unreadable(path, e) from None
 
 
 def _jsonl_documents(path: Path, text_field: str) -> Iterator[Document]:
-    for line_no, record in iter_jsonl(_text_lines(path), str(path)):
+    for line_no, record in iter_jsonl(text_lines(path), str(path)):
         if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
             raise GptkitError(f"{path}:{line_no}: each line needs a string field {text_field!r}")
         text = record[text_field]
@@ -248,7 +333,7 @@ def count_documents(path: Path, text_field: str = "text") -> tuple[int, int]:
     kind = input_kind(path)
     if kind == "jsonl":
         sizes = [0, 0]
-        for line in _text_lines(path):
+        for line in text_lines(path):
             if line.strip():
                 sizes[0] += 1
                 sizes[1] += len(line)

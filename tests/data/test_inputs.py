@@ -94,6 +94,22 @@ def test_a_truncated_compressed_file(tmp_path, char_tok):
         prepared(tmp_path, char_tok, tmp_path / "cut.jsonl.zst")
 
 
+@pytest.mark.parametrize("name, compress", [("end.jsonl.zst", zstandard.ZstdCompressor().compress),
+                                            ("end.jsonl.gz", gzip.compress)])
+def test_a_file_cut_inside_its_last_frame_is_refused_and_nothing_written(tmp_path, char_tok, name, compress):
+    data = compress(jsonl_bytes([{"text": t} for t in TEXTS]))
+    (tmp_path / name).write_bytes(data[:-3])  # whole lines may decode; the stream's end is missing
+    with pytest.raises(GptkitError, match=f"cannot read .*{name}"):
+        prepared(tmp_path, char_tok, tmp_path / name)
+    assert not list((tmp_path / "out").glob("*.bin"))
+
+
+def test_every_frame_of_a_zst_file_is_read(tmp_path, char_tok):
+    frames = b"".join(zstandard.ZstdCompressor().compress(jsonl_bytes([{"text": t}])) for t in TEXTS)
+    (tmp_path / "frames.jsonl.zst").write_bytes(frames)
+    assert prepared(tmp_path, char_tok, tmp_path / "frames.jsonl.zst") == TEXTS
+
+
 def test_invalid_utf8_becomes_the_replacement_character(tmp_path, char_tok):
     (tmp_path / "a.txt").write_bytes(b"ok \xff\xfe bytes\r\nnext \xe6\x98")  # also a truncated character at the end
     (tmp_path / "b.jsonl").write_bytes(b'{"text": "caf\xc3"}\n{"text": "lone \\ud800 surrogate"}\n')
