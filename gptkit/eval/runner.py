@@ -65,7 +65,7 @@ def draw_demos(pool: list[dict], k: int, seed: int, exclude: dict | None) -> lis
 def evaluate_task(model: GPT, tokenizer: Tokenizer, spec: TaskSpec, shots: list[int], seed: int = 0,
                   limit: int | None = None, batch_size: int = 16, progress: bool = False) -> dict:
     examples = read_examples(spec, spec.data)[:limit]
-    pool = read_examples(spec, spec.train) if spec.train else examples
+    pool = read_examples(spec, spec.train, scored=False) if spec.train else examples
     pool_file = spec.train or spec.data
     available = len(pool) - (0 if spec.train else 1)
     if max(shots) > available:

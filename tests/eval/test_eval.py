@@ -1,10 +1,12 @@
 import json
 import logging
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from click.testing import CliRunner
 
 from gptkit import GptkitError, Tokenizer
@@ -163,6 +165,49 @@ def test_unknown_metric_is_named(tmp_path):
         load_task(tmp_path / "t.yaml")
 
 
+@pytest.mark.parametrize("fields, message", [
+    ({"type": ["choice"]}, "field 'type' must be a non-empty string, got [\"choice\"]"),
+    ({"data": None}, "field 'data' must be a non-empty string, got null"),
+    ({"train": ""}, "field 'train' must be a non-empty string"),
+    ({"stop": "\n"}, "field 'stop' must be a list of non-empty strings"),
+    ({"stop": [""]}, "field 'stop' must be a list of non-empty strings"),
+    ({"choices": []}, "field 'choices' must be a non-empty string, got []"),
+    ({"metrics": []}, "field 'metrics' must be a non-empty list"),
+    ({"max_new_tokens": True}, "field 'max_new_tokens' must be a whole number >= 1, got true"),
+    ({"prompt": "{context"}, "field 'prompt' is not a template"),
+    ({"prompt": "{0} and {}"}, "field 'prompt' has placeholder {0}, which names no field"),
+    ({"prompt": "{q.upper}"}, "field 'prompt' has placeholder {q.upper}"),
+    ({1: "x"}, "unknown field(s) 1"),
+])
+def test_task_file_fields_of_the_wrong_kind_are_named(tmp_path, fields, message):
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"name": "x", "type": "choice", "data": "d.jsonl", **fields}))
+    with pytest.raises(GptkitError, match=r"t\.yaml: .*" + re.escape(message)):
+        load_task(tmp_path / "t.yaml")
+
+
+@pytest.mark.parametrize("spec, rows, message", [
+    ({"type": "choice"}, [{"q": "a", "choices": ["x", "y"], "answer": 1.5}], "data.jsonl:1: field 'answer' must be a whole number"),
+    ({"type": "choice"}, [{"q": "a", "choices": ["x", "y"], "answer": True}], "field 'answer' must be a whole number, got true"),
+    ({"type": "choice"}, [{"q": "a", "choices": ["x", "y"], "answer": -1}], "data.jsonl:1: answer -1 is not the index"),
+    ({"type": "choice"}, [{"q": "a", "choices": "xy", "answer": 0}], "field 'choices' must be a list of at least two"),
+    ({"type": "choice"}, [{"q": None, "choices": ["x", "y"], "answer": 0}], "field 'q' must be a string, got null"),
+    ({"type": "choice", "prompt": "{q:d}"}, [{"q": "a", "choices": ["x", "y"], "answer": 0}], "prompt cannot be filled in"),
+    ({"type": "last_word"}, [{"q": "a", "answer": ""}], "field 'answer' must be a non-empty string"),
+    ({"type": "choice"}, CHOICE_ROWS + [{**CHOICE_ROWS[1], "answer": 1}], "data.jsonl:4: the same input as line 2"),
+])
+def test_bad_examples_name_file_line_and_field(char_model, tmp_path, spec, rows, message):
+    model, tok = char_model
+    spec = write_task(tmp_path, {"prompt": "{q}", **spec}, rows)
+    with pytest.raises(GptkitError, match=re.escape(message)):
+        evaluate_task(model, tok, spec, [0])
+
+
+def test_few_shot_pool_may_repeat_an_example(char_model, tmp_path):
+    model, tok = char_model
+    spec = write_task(tmp_path, {"type": "choice", "prompt": "{q}"}, CHOICE_ROWS, train=CHOICE_ROWS * 2)
+    assert evaluate_task(model, tok, spec, [1])["examples"] == 3
+
+
 def test_example_missing_a_template_field_names_file_and_line(char_model, tmp_path):
     model, tok = char_model
     spec = write_task(tmp_path, {"type": "choice", "prompt": "{question}"}, CHOICE_ROWS)
@@ -179,7 +224,7 @@ def test_fewer_examples_than_k(char_model, tmp_path):
 
 def test_context_that_cannot_fit_one_example(char_model, tmp_path):
     model, tok = char_model
-    rows = [{"q": "x" * 25, "choices": ["a", "b"], "answer": 0}] * 3
+    rows = [{"q": c * 25, "choices": ["a", "b"], "answer": 0} for c in "xyz"]
     spec = write_task(tmp_path, {"type": "choice", "prompt": "{q}"}, rows)
     with pytest.raises(GptkitError, match=r"task\.yaml: the context of 32 tokens cannot fit even one example"):
         evaluate_task(model, tok, spec, [1])
