@@ -8,7 +8,6 @@ K = number of choices. Batches are padded to their longest sequence with an atte
 from __future__ import annotations
 
 import csv
-import gzip
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from gptkit.data.batches import EpochBatches, pad
-from gptkit.data.documents import iter_jsonl
+from gptkit.data.documents import expect, iter_jsonl, repeats, text_lines
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
 
@@ -33,6 +32,9 @@ COLUMNS = {
     "choice": ("context", "choices"),
 }
 TARGETS = {"classify": ("label",), "entail": ("label",), "similarity": ("score", "label"), "choice": ("answer",)}
+# What the columns hold (gptkit.data.documents.KINDS): text fields are strings, whatever the task.
+COLUMN_KINDS = {"choices": "a list of at least two non-empty strings"}
+TARGET_KINDS = {"label": "a non-empty string or a whole number", "score": "a finite number", "answer": "a whole number"}
 START, DELIMITER, EXTRACT = "<|start|>", "<|delimiter|>", "<|extract|>"
 
 
@@ -53,32 +55,32 @@ class Encoded:
 # --- reading ------------------------------------------------------------------------------------
 
 def read_rows(path: str | Path) -> list[tuple[int, dict]]:
-    """(line number, record) of every row of a .jsonl, .csv or .tsv file (optionally .gz)."""
+    """(line number, record) of every row of a .jsonl, .csv or .tsv file (optionally .gz or .zst)."""
     path = Path(path)
     suffixes = [s.lower() for s in path.suffixes]
-    gz = suffixes[-1:] == [".gz"]
-    kind = suffixes[-2 if gz else -1] if len(suffixes) > gz else ""
+    compressed = suffixes[-1:] in ([".gz"], [".zst"])
+    kind = suffixes[-2 if compressed else -1] if len(suffixes) > compressed else ""
     if kind not in (".jsonl", ".csv", ".tsv"):
-        raise GptkitError(f"{path}: unknown format; name the file .jsonl, .csv or .tsv (optionally .gz)")
+        raise GptkitError(f"{path}: unknown format; name the file .jsonl, .csv or .tsv (optionally .gz or .zst)")
     if not path.is_file():
         raise GptkitError(f"{path}: no such file")
-    with (gzip.open(path, "rt", encoding="utf-8-sig") if gz else open(path, encoding="utf-8-sig", newline="")) as f:
-        rows = _jsonl_rows(f, path) if kind == ".jsonl" else _table_rows(f, "\t" if kind == ".tsv" else ",")
+    lines = text_lines(path, errors="strict")  # labels and answers are never guessed from broken bytes
+    rows = _jsonl_rows(lines, path) if kind == ".jsonl" else _table_rows(lines, "\t" if kind == ".tsv" else ",")
     if not rows:
         raise GptkitError(f"{path} is empty: it holds no examples")
     return rows
 
 
-def _jsonl_rows(f, path: Path) -> list[tuple[int, dict]]:
-    rows = list(iter_jsonl(f, str(path)))
+def _jsonl_rows(lines, path: Path) -> list[tuple[int, dict]]:
+    rows = list(iter_jsonl(lines, str(path)))
     for n, record in rows:
         if not isinstance(record, dict):
             raise GptkitError(f"{path}:{n}: each line must be a JSON object of columns")
     return rows
 
 
-def _table_rows(f, delimiter: str) -> list[tuple[int, dict]]:
-    reader = csv.DictReader(f, delimiter=delimiter)
+def _table_rows(lines, delimiter: str) -> list[tuple[int, dict]]:
+    reader = csv.DictReader(lines, delimiter=delimiter)
     return [(reader.line_num, {k: v for k, v in row.items() if v is not None}) for row in reader]
 
 
@@ -91,34 +93,41 @@ def parse_example(row: dict, task: str, where: str, labelled: bool = True) -> Ex
     if missing:
         wanted = ", ".join(COLUMNS[task] + (" or ".join(TARGETS[task]),))
         raise GptkitError(f"{where}: missing column {', '.join(map(repr, missing))} (the {task} task reads {wanted})")
-    first, *rest = (row[c] for c in COLUMNS[task])
-    seconds = _choices(rest[0], where) if task == "choice" else [str(x) for x in rest]
+    first, *rest = (expect(row[c], COLUMN_KINDS.get(c, "a string"), f"{where}: column {c!r}") for c in COLUMNS[task])
     target = _target(row[target_col], target_col, where) if target_col else None
-    if task == "choice" and target is not None and not 0 <= target < len(seconds):
-        raise GptkitError(f"{where}: answer {target} is not the index of one of its {len(seconds)} choices (0-based)")
-    return Example(str(first), seconds, target, where)
-
-
-def _choices(choices, where: str) -> list[str]:
-    if not isinstance(choices, list) or len(choices) < 2:
-        raise GptkitError(f"{where}: 'choices' must be a list of at least two answers")
-    return [str(c) for c in choices]
+    if task == "choice" and target is not None and not 0 <= target < len(rest[0]):
+        raise GptkitError(f"{where}: answer {target} is not the index of one of its {len(rest[0])} choices (0-based)")
+    return Example(first, rest[0] if task == "choice" else rest, target, where)
 
 
 def _target(value, column: str, where: str) -> str | float | int:
-    if column == "label":
-        return str(value)
-    try:
-        return float(value) if column == "score" else int(value)
-    except (TypeError, ValueError):
-        raise GptkitError(f"{where}: {column} must be a number, got {value!r}") from None
+    """A label (text, or a whole number read as its text), a finite score or a choice index; a CSV or
+    TSV cell is text, read as the number it spells."""
+    if isinstance(value, str) and column != "label":
+        value = _number(value)
+    value = expect(value, TARGET_KINDS[column], f"{where}: column {column!r}")
+    return str(value) if column == "label" else value
 
 
-def read_examples(path: str | Path, task: str, labelled: bool = True) -> list[Example]:
-    """The examples of a file, checked to be consistent: one target column, one number of choices."""
+def _number(text: str) -> int | float | str:
+    """The int or float a cell spells, or the cell itself (for the error to show)."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_examples(path: str | Path, task: str, labelled: bool = True, scored: bool = False) -> list[Example]:
+    """The examples of a file, checked to be consistent: one target column, one number of choices; in
+    a ``scored`` file (validation) no input twice. A training file may repeat one: it weighs more."""
     if task not in TASKS:
         raise GptkitError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
-    examples = [parse_example(row, task, f"{path}:{line}", labelled) for line, row in read_rows(path)]
+    rows = read_rows(path)
+    examples = [parse_example(row, task, f"{path}:{line}", labelled) for line, row in rows]
+    for line, first in repeats((_input(task, ex), line) for (line, _), ex in zip(rows, examples) if scored):
+        raise GptkitError(f"{path}:{line}: the same input as line {first}; remove one (it would be scored twice)")
     first = examples[0]
     for ex in examples[1:]:
         if len(ex.seconds) != len(first.seconds):
@@ -127,6 +136,14 @@ def read_examples(path: str | Path, task: str, labelled: bool = True) -> list[Ex
         if labelled and isinstance(ex.target, float) != isinstance(first.target, float):
             raise GptkitError(f"{ex.where}: mixes 'score' and 'label' columns; use one of them in every line")
     return examples
+
+
+def _input(task: str, ex: Example) -> tuple:
+    """An example's inputs as a key; a similarity pair in either order is the same pair (the model
+    reads both orders)."""
+    if task == "similarity":
+        return tuple(sorted((ex.first, *ex.seconds)))
+    return ex.first, *ex.seconds
 
 
 # --- labels -------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
+import gzip
 import logging
 import re
 
 import numpy as np
 import pytest
+import zstandard
 
 from gptkit import GptkitError
 from gptkit.finetune.data import (
@@ -71,14 +73,56 @@ def test_long_inputs_are_cut_with_a_warning_that_counts_them(tok, tmp_path, capl
     ('{"context": "a", "choices": ["x", "y"], "answer": 0}\n{"context": "a", "choices": ["x", "y", "z"], "answer": 0}\n',
      "choice", "t.jsonl:2: 3 choices, but"),
     ('{"context": "a", "choices": ["x", "y"], "answer": 2}\n', "choice", "t.jsonl:1: answer 2 is not the index"),
-    ('{"a": "a", "b": "b", "score": "high"}\n', "similarity", "t.jsonl:1: score must be a number"),
+    ('{"a": "a", "b": "b", "score": "high"}\n', "similarity", "t.jsonl:1: column 'score' must be a finite number"),
     ("{oops\n", "classify", "t.jsonl:1: not valid JSON"),
+    # nothing is turned into something else: null into "None", 1.5 or true into 1, a string into its letters
+    ('{"text": "a", "label": null}\n', "classify", "t.jsonl:1: column 'label' must be a non-empty string or a whole number, got null"),
+    ('{"text": null, "label": "x"}\n', "classify", "t.jsonl:1: column 'text' must be a string, got null"),
+    ('{"context": "a", "choices": ["x", "y"], "answer": 1.5}\n', "choice", "column 'answer' must be a whole number, got 1.5"),
+    ('{"context": "a", "choices": ["x", "y"], "answer": true}\n', "choice", "column 'answer' must be a whole number, got true"),
+    ('{"context": "a", "choices": "xyz", "answer": 0}\n', "choice", "column 'choices' must be a list of at least two"),
+    ('{"context": "a", "choices": ["x", ""], "answer": 0}\n', "choice", "column 'choices' must be a list of at least two"),
+    ('{"a": "a", "b": "b", "score": NaN}\n', "similarity", "t.jsonl:1: column 'score' must be a finite number, got NaN"),
+    ("a,b,score\nx,y,0.5\nx,z,inf\n", "similarity", "t.csv:3: column 'score' must be a finite number, got Infinity"),
+    ("premise,hypothesis,label\nab,c,\n", "entail", "t.csv:2: column 'label' must be a non-empty string"),
 ])
 def test_bad_files_name_the_file_and_line(tmp_path, content, task, message):
-    path = tmp_path / ("t.csv" if content.startswith("premise") else "t.jsonl")
+    path = tmp_path / ("t.csv" if content.startswith(("premise", "a,b")) else "t.jsonl")
     path.write_text(content)
     with pytest.raises(GptkitError, match=re.escape(message)):
         read_examples(path, task)
+
+
+def test_numbers_in_csv_cells_and_whole_number_labels_are_read(tmp_path):
+    [ex] = read_examples(_write(tmp_path / "t.csv", "a,b,score\nx,y,0.25\n"), "similarity")
+    [choice] = read_examples(_write(tmp_path / "c.tsv", "context\tchoice0\tchoice1\tanswer\nab\tx\ty\t1\n"), "choice")
+    [label] = read_examples(_write(tmp_path / "l.jsonl", '{"text": "a", "label": 1}\n'), "classify")
+    assert (ex.target, choice.target, label.target) == (0.25, 1, "1")
+
+
+@pytest.mark.parametrize("task, rows, message", [
+    ("classify", '{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n{"text": "a", "label": "y"}\n',
+     "v.jsonl:3: the same input as line 1"),
+    ("similarity", '{"a": "p", "b": "q", "label": "same"}\n{"a": "q", "b": "p", "label": "same"}\n',
+     "v.jsonl:2: the same input as line 1"),  # the model reads a pair in both orders
+])
+def test_a_repeated_input_in_a_scored_file_names_both_lines(tmp_path, task, rows, message):
+    path = _write(tmp_path / "v.jsonl", rows)
+    assert len(read_examples(path, task)) == rows.count("\n")  # training: a repeat weighs more
+    with pytest.raises(GptkitError, match=re.escape(message)):
+        read_examples(path, task, scored=True)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("t.jsonl.gz", gzip.compress(b'{"text": "a", "label": "x"}\n' * 50)[:-12], "Compressed file ended"),
+    ("t.jsonl.zst", zstandard.ZstdCompressor().compress(b'{"text": "a", "label": "x"}\n' * 50)[:-4], "truncated"),
+    ("t.jsonl.gz", b"not gzip", "Not a gzipped file"),
+    ("t.csv", "text,label\ncaf\xe9,x\n".encode("latin-1"), "is not UTF-8 text"),
+])
+def test_damaged_or_foreign_files_are_named(tmp_path, name, data, message):
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(GptkitError, match=f"{name}.*{message}"):
+        read_examples(tmp_path / name, "classify")
 
 
 def test_a_label_training_never_saw_is_an_error(tmp_path):
