@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from gptkit.config import GPTConfig
+from gptkit.data.documents import expect
 from gptkit.errors import GptkitError
 from gptkit.io import iter_tensors, read_json, save_tensors, write_text
 from gptkit.model.gpt import GPT, check_state_dict
@@ -65,10 +66,7 @@ def _hf_tensors(directory: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) one at a time, so a big checkpoint is never held twice in memory."""
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = read_json(index, fix="the checkpoint is damaged").get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise GptkitError(f"{index} has no weight_map; the checkpoint is damaged")
-        for name in sorted(set(weight_map.values())):
+        for name in _shards(index):
             yield from iter_tensors(directory / name)
     elif (directory / "model.safetensors").is_file():
         yield from iter_tensors(directory / "model.safetensors")
@@ -82,6 +80,18 @@ def _hf_tensors(directory: Path) -> Iterator[tuple[str, torch.Tensor]]:
             yield name, state.pop(name)
     else:
         raise GptkitError(f"{directory} has config.json but no model.safetensors or pytorch_model.bin")
+
+
+def _shards(index: Path) -> list[str]:
+    """The shard files a model.safetensors.index.json names: plain file names beside it that exist."""
+    weight_map = expect(read_json(index, fix="the checkpoint is damaged").get("weight_map"), "a mapping",
+                        f"{index}: weight_map")
+    for tensor, name in weight_map.items():
+        expect(name, "a non-empty string", f"{index}: weight_map[{json.dumps(tensor)}]")
+        if Path(name).name != name or not (index.parent / name).is_file():
+            raise GptkitError(f"{index}: weight_map[{json.dumps(tensor)}] names {json.dumps(name)}, which is not a "
+                              "file beside it; the checkpoint is incomplete, download it again")
+    return sorted(set(weight_map.values()))
 
 
 def _our_name(hf_name: str) -> str | None:

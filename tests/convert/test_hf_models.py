@@ -202,3 +202,37 @@ def test_truncated_bin_is_reported(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(GptkitError, match="truncated or corrupt"):
         load_model(tmp_path)
+
+
+def sharded_gpt2(tmp_path, weight_map=None):
+    """A one-shard checkpoint as transformers writes a sharded one: the shard plus an index naming it."""
+    saved_gpt2(tmp_path)
+    (tmp_path / "model.safetensors").rename(tmp_path / "model-00001-of-00001.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "model-00001-of-00001.safetensors", "pt") as f:
+        names = dict.fromkeys(f.keys(), "model-00001-of-00001.safetensors")
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {**names, **(weight_map or {})}}))
+    return tmp_path
+
+
+def test_sharded_checkpoint_loads(tmp_path):
+    assert load_model(sharded_gpt2(tmp_path)).config.n_layer == 1
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"transformer.wte.weight": 3}, r'weight_map\["transformer.wte.weight"\] must be a non-empty string, got 3'),
+    ({"transformer.wte.weight": None}, "must be a non-empty string, got null"),
+    ({"transformer.wte.weight": "model-00002-of-00002.safetensors"}, "which is not a file beside it"),
+    ({"transformer.wte.weight": "../model-00001-of-00001.safetensors"}, "which is not a file beside it"),
+])
+def test_index_entries_that_name_no_shard_are_named(tmp_path, entry, message):
+    with pytest.raises(GptkitError, match=r"model\.safetensors\.index\.json: .*" + message):
+        load_model(sharded_gpt2(tmp_path, entry))
+
+
+def test_index_without_a_weight_map(tmp_path):
+    sharded_gpt2(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": ["a"]}')
+    with pytest.raises(GptkitError, match="weight_map must be a mapping"):
+        load_model(tmp_path)
