@@ -9,6 +9,7 @@ its own exit status, its own stdout and stderr, and is killed if it outlives the
 
 from __future__ import annotations
 
+import gzip
 import json
 import multiprocessing as mp
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zstandard
 
 from gptkit.checkpoint import resolve_model_dir
 from gptkit.data.shards import HEADER, HEADER_BYTES, MAGIC, VERSION
@@ -133,6 +135,35 @@ def text_file(tmp: Path, name: str, content: bytes | str) -> str:
     return str(path)
 
 
+def task_file(tmp: Path, rows: list[dict] | None = None, **fields) -> str:
+    """An eval task file (choice, prompt "{context}") with ``fields`` changed, and its data ``rows``."""
+    rows = rows or [{"context": "to be", "choices": ["or", "not"], "answer": 0}]
+    (tmp / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {"name": "t", "type": "choice", "data": "d.jsonl", "prompt": "{context}", **fields}
+    return text_file(tmp, "task.yaml", json.dumps(spec))  # YAML reads JSON
+
+
+def finetune_args(tmp: Path, model: Path, task: str, row: str) -> list[str]:
+    """`gptkit finetune` on a training file of one ``row`` (JSON), validated on the same file."""
+    data = text_file(tmp, "a.jsonl", row + "\n")
+    return ["finetune", "--model", str(model), "--task", task, "--train", data, "--valid", data, "--out", str(tmp / "ft")]
+
+
+def sharded_hf_model(tmp: Path, weight_map: dict) -> str:
+    """A Hugging Face GPT-2 directory whose model.safetensors.index.json holds ``weight_map``."""
+    (tmp / "hf").mkdir()
+    (tmp / "hf" / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 8, "n_head": 2}))
+    (tmp / "hf" / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    return str(tmp / "hf")
+
+
+def truncated(tmp: Path, name: str) -> str:
+    """A compressed JSON Lines file cut short: its end of stream is missing."""
+    data = b'{"text": "to be or not to be"}\n' * 200
+    packed = gzip.compress(data) if name.endswith(".gz") else zstandard.ZstdCompressor().compress(data)
+    return text_file(tmp, name, packed[:-6])
+
+
 TRAIN = ["--preset", "tiny", "--max-steps", "2", "--batch-size", "2", "--block-size", "16", "--sample-tokens", "0",
          "--quiet"]
 
@@ -222,6 +253,45 @@ CASES: list[tuple[str, Callable[[Path, str, Path], list[str]], str]] = [
     ("preset-unknown", lambda m, d, t: ["info", "--preset", "gpt5"], "gpt5"),
     ("eval-shots-word", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", "shakespeare-cloze",
                                          "--shots", "few"], "shots"),
+    # schemas checked below the top level: task files, task and fine-tuning data, checkpoint indexes
+    ("task-type-list", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(t, type=["choice"])],
+     "field 'type' must be a non-empty string"),
+    ("task-data-null", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(t, data=None)],
+     "field 'data' must be a non-empty string, got null"),
+    ("task-prompt-unclosed", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(t, prompt="{context")],
+     "field 'prompt' is not a template"),
+    ("task-stop-empty", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(t, stop=[""])],
+     "field 'stop' must be a list of non-empty strings"),
+    ("task-stop-string", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(t, stop="\n")],
+     "field 'stop' must be a list of non-empty strings"),
+    ("task-choices-list", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(t, choices=[])],
+     "field 'choices' must be a non-empty string"),
+    ("task-answer-fraction", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(
+        t, [{"context": "a", "choices": ["b", "c"], "answer": 1.5}])], "d.jsonl:1: field 'answer' must be a whole number"),
+    ("task-answer-true", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(
+        t, [{"context": "a", "choices": ["b", "c"], "answer": True}])], "got true"),
+    ("task-answer-out-of-range", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(
+        t, [{"context": "a", "choices": ["b", "c"], "answer": 2}])], "d.jsonl:1: answer 2 is not the index"),
+    ("task-choices-string", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(
+        t, [{"context": "a", "choices": "bc", "answer": 0}])], "field 'choices' must be a list of at least two"),
+    ("task-same-input-twice", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(
+        t, [{"context": "a", "choices": ["b", "c"], "answer": 0}, {"context": "d", "choices": ["b", "c"], "answer": 0},
+            {"context": "a", "choices": ["b", "c"], "answer": 1}])], "d.jsonl:3: the same input as line 1"),
+    ("finetune-label-null", lambda m, d, t: finetune_args(t, m, "classify", '{"text": "a", "label": null}'),
+     "a.jsonl:1: column 'label' must be a non-empty string or a whole number, got null"),
+    ("finetune-answer-true", lambda m, d, t: finetune_args(t, m, "choice", '{"context": "a", "choices": ["b", "c"], '
+                                                           '"answer": true}'), "column 'answer' must be a whole number"),
+    ("finetune-score-nan", lambda m, d, t: finetune_args(t, m, "similarity", '{"a": "x", "b": "y", "score": NaN}'),
+     "column 'score' must be a finite number, got NaN"),
+    ("hf-index-weight-map-number", lambda m, d, t: ["generate", "--model", sharded_hf_model(t, {"wte.weight": 3})],
+     "must be a non-empty string, got 3"),
+    # arguments and compressed files that end early
+    ("argument-not-utf8", lambda m, d, t: ["generate", "--model", str(m), "--prompt", "caf\udce9"],
+     "argument 5 'caf\\xe9' (after --prompt) is not valid UTF-8"),
+    ("prepare-truncated-zst", lambda m, d, t: ["prepare", "--input", truncated(t, "cut.jsonl.zst"), "--tokenizer",
+                                               "char", "--out", str(t / "o")], "cut.jsonl.zst: truncated"),
+    ("prepare-truncated-gz", lambda m, d, t: ["prepare", "--input", truncated(t, "cut.jsonl.gz"), "--tokenizer",
+                                              "char", "--out", str(t / "o")], "cut.jsonl.gz"),
 ]
 
 
@@ -234,3 +304,5 @@ def test_bad_input_is_one_clean_line(build, fragment, model, char_data, tmp_path
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert lines and lines[-1].lower().startswith("error:"), result.stderr
     assert fragment in lines[-1], lines[-1]
+    written = [p for out in ("o", "ft") for p in (tmp_path / out).rglob("*") if p.is_file()]
+    assert not written, f"a refused input wrote {written}"
