@@ -201,7 +201,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
 
 def _finetune(cfg: FinetuneConfig, device: torch.device, progress: bool) -> dict:
     torch.manual_seed(cfg.seed)
-    train_ex, valid_ex = read_examples(cfg.train, cfg.task), read_examples(cfg.valid, cfg.task)
+    train_ex, valid_ex = read_examples(cfg.train, cfg.task), read_examples(cfg.valid, cfg.task, scored=True)
     if len(valid_ex[0].seconds) != len(train_ex[0].seconds):
         raise GptkitError(f"{valid_ex[0].where}: {len(valid_ex[0].seconds)} choices, but the training file has "
                           f"{len(train_ex[0].seconds)}")
