@@ -24,11 +24,10 @@ from gptkit.io import fsync_dir, load_tensors, read_json, read_metadata, read_te
 from gptkit.model import GPT
 from gptkit.model.gpt import CONFIG_NAME, WEIGHTS_NAME
 from gptkit.model.quantize import quantize_int8
+from gptkit.run_dir import CHECKPOINTS, LATEST
 from gptkit.tokenizer import Tokenizer
 from gptkit.tokenizer.base import CONFIG_NAME as TOKENIZER_CONFIG
 
-LATEST = "latest"
-CHECKPOINTS = "checkpoints"
 TRAIN_STATE = "training_state.safetensors"
 
 

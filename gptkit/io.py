@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import struct
@@ -41,9 +42,11 @@ def fsync_dir(path: str | Path) -> None:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
 
-    A crash at any moment leaves either the old file or the new one, never a torn mix.
+    A crash at any moment leaves either the old file or the new one, never a torn mix. A symlink at
+    ``path`` is written through (its target is replaced, the link stays); anything there that is not
+    a regular file (a directory, a FIFO, a device) is refused, never replaced.
     """
-    path = Path(path)
+    path = output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; the result should be as readable as any file the user writes
@@ -55,8 +58,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise GptkitError(f"no space left to write {path} ({e.strerror}); it is unchanged: free some space or "
+                          "write somewhere else") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def output_file(path: str | Path) -> Path:
+    """Where a write to ``path`` lands: the target of a symlink, and never something not a file."""
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        raise GptkitError(f"{path} exists and is not a regular file: gptkit will not replace it; "
+                          "move it away or write somewhere else")
+    return path
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -90,7 +109,10 @@ def read_json(path: str | Path, fix: str = "restore it or write it again", expec
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as e:  # a full disk among them; the file it replaces is untouched
+            raise GptkitError(f"cannot write {path} ({e}); it is unchanged: free some space or write somewhere else") from None
 
 
 # safetensors dtype names -> torch dtypes (the formats checkpoints use)

@@ -14,10 +14,9 @@ from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
 from gptkit.checkpoint import load_tokenizer, tokenizer_from_spec
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
-from gptkit.train import distributed
 from gptkit.train.config import TrainConfig
 from gptkit.train.pretrain import build_model, training_window
-from gptkit.train.trainer import Trainer
+from gptkit.train.trainer import Trainer, training_session
 
 
 @dataclass
@@ -58,7 +57,7 @@ def dialogue_tokenizer(cfg: TrainConfig, dialogues: list[Dialogue]) -> Tokenizer
 def train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, progress: bool = True) -> DialogueResult:
     """Train; under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
-    with distributed.session(cfg.device) as device:
+    with training_session(cfg, [cfg.init_from, dcfg.data]) as device:
         return _train_dialogue(cfg, dcfg, device, progress)
 
 

@@ -19,9 +19,12 @@ def convert(source, out, dtype) -> None:
     import torch
 
     import gptkit
+    from gptkit.run_dir import check_output, owned
 
+    check_output(out, "model", [source])
     model, tokenizer = gptkit.load(source, dtype=getattr(torch, DTYPES[dtype]) if dtype else None)
-    model.save_pretrained(out, tokenizer)
+    with owned(out):
+        model.save_pretrained(out, tokenizer)
     click.echo(f"wrote {out}: {model.num_parameters():,} parameters, {model.config.ln_order}-LN, "
                f"vocabulary {tokenizer.vocab_size:,}")
 
@@ -35,8 +38,11 @@ def export(source, fmt, out) -> None:
     """Export a model for other libraries (transformers: AutoModelForCausalLM, AutoTokenizer, pipeline)."""
     from gptkit.checkpoint import load
     from gptkit.convert import export_hf
+    from gptkit.run_dir import check_output, owned
 
+    check_output(out, "hf-model", [source])
     # A model saved without a tokenizer (model.save_pretrained(dir)) still exports its weights.
     model, tokenizer = load(source, require_tokenizer=False)
-    export_hf(model, tokenizer, out)  # the one format so far
+    with owned(out):
+        export_hf(model, tokenizer, out)  # the one format so far
     click.echo(f"wrote {out} ({fmt} format, {model.num_parameters():,} parameters, {model.config.ln_order}-LN)")

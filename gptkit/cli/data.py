@@ -65,9 +65,12 @@ def tokenizer() -> None:
 def tokenizer_train(inputs, vocab_size, min_frequency, text_field, out) -> None:
     """Learn a byte-level BPE vocabulary from your own text."""
     from gptkit.data import train_tokenizer
+    from gptkit.run_dir import check_output, owned
 
-    tok = train_tokenizer(list(inputs), vocab_size, min_frequency, text_field)
-    tok.save(out)
+    check_output(out, "tokenizer", inputs)
+    with owned(out):
+        tok = train_tokenizer(list(inputs), vocab_size, min_frequency, text_field)
+        tok.save(out)
     click.echo(f"trained a byte-level BPE of {tok.vocab_size:,} tokens; wrote {out}")
 
 

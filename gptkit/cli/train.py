@@ -23,6 +23,8 @@ def training_options(fused_loss: bool = True):
                                                           "max-autotune-no-cudagraphs"]),
                      help="torch.compile's mode, with --compile: reduce-overhead replays each step as CUDA graphs "
                           "(small models on a GPU)."),
+        click.option("--overwrite", is_flag=True, default=None,
+                     help="Start afresh where --out holds a run: the old run is moved aside to OUT.old-<time>, never deleted."),
         click.option("--parallel", type=click.Choice(["ddp", "fsdp"]),
                      help="Under torchrun: ddp (default, a model replica per process) or fsdp (FSDP2 shards)."),
     ]

@@ -33,6 +33,7 @@ from gptkit.data.segments import segments
 from gptkit.data.shards import ShardWriter, shard_sha256, token_dtype
 from gptkit.errors import GptkitError
 from gptkit.io import atomic_path, write_text
+from gptkit.run_dir import check_output, owned
 from gptkit.tokenizer import EOT, Tokenizer
 
 META_NAME = "meta.json"
@@ -286,21 +287,23 @@ def prepare(
     files = saved_files(tokenizer)
     encode, splittable = make_encoder(tokenizer, files)
     key = None if resume is None else hashlib.sha256(f"{resume}|{shard_tokens}|{tokenizer_digest(files)}".encode()).hexdigest()
-    output = Output(Path(out_dir), tokenizer.vocab_size, shard_tokens, key)
-    done = sum(w.bytes for w in output.writers.values())
-    bar = tqdm(total=total_bytes, initial=done, unit="B", unit_scale=True, desc="tokenizing", disable=not progress)
-    try:
-        batches = _batches(_texts(docs, output.resume_points(), splittable), BATCH_CHARS)
-        for batch, encoded in ordered_map(partial(encode_batch, encode, tokenizer.eot_id), batches, workers):
-            output.add(batch, encoded)
-            bar.update(int(encoded.new_bytes.sum()))
-            bar.set_postfix_str(_counts(output), refresh=False)
-    except BaseException:
-        output.abort()
-        raise
-    finally:
-        bar.close()
-    return output.finish(tokenizer, files)
+    check_output(out_dir, "data")
+    with owned(out_dir):  # one writer: a second prepare into it is refused, not interleaved
+        output = Output(Path(out_dir), tokenizer.vocab_size, shard_tokens, key)
+        done = sum(w.bytes for w in output.writers.values())
+        bar = tqdm(total=total_bytes, initial=done, unit="B", unit_scale=True, desc="tokenizing", disable=not progress)
+        try:
+            batches = _batches(_texts(docs, output.resume_points(), splittable), BATCH_CHARS)
+            for batch, encoded in ordered_map(partial(encode_batch, encode, tokenizer.eot_id), batches, workers):
+                output.add(batch, encoded)
+                bar.update(int(encoded.new_bytes.sum()))
+                bar.set_postfix_str(_counts(output), refresh=False)
+        except BaseException:
+            output.abort()
+            raise
+        finally:
+            bar.close()
+        return output.finish(tokenizer, files)
 
 
 def _counts(output: Output) -> str:
@@ -314,6 +317,7 @@ def prepare_files(inputs: list[str], tokenizer: Tokenizer, out_dir: str | Path, 
     """Prepare the documents of ``inputs`` (files, directories, globs), or part ``part`` ("I/N") of them.
     Run again with the same arguments after an interruption, it resumes."""
     check_settings(workers, shard_tokens, val_fraction, part)
+    check_output(out_dir, "data", inputs)
     plan = plan_inputs(inputs, text_field, part)
     return prepare(plan.split(val_fraction, seed), tokenizer, out_dir, workers, shard_tokens, plan.size, progress,
                    resume=resume_key(plan, val_fraction, seed))

@@ -38,7 +38,7 @@ from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 from gptkit.train import distributed
 from gptkit.train.config import TrainConfig
-from gptkit.train.trainer import Batch, Trainer
+from gptkit.train.trainer import Batch, Trainer, training_session
 
 
 @dataclass(kw_only=True)
@@ -195,7 +195,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     """Fine-tune, write the best model and metrics.json to ``cfg.out``; returns the metrics report.
     Under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
-    with distributed.session(cfg.device) as device:
+    with training_session(cfg, [cfg.init_from]) as device:
         return _finetune(cfg, device, progress)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from tokenizers import AddedToken
 from tokenizers import Tokenizer as Backend
 
 from gptkit.errors import GptkitError
+from gptkit.io import atomic_path
 from gptkit.tokenizer.base import Tokenizer
 
 
@@ -54,9 +57,17 @@ class BackendTokenizer(Tokenizer):
         return [self._backend.token_to_id(t) for t in tokens]
 
     def _save_files(self, directory: Path) -> None:
-        # vocab.json + merges.txt is the layout published checkpoints use everywhere.
-        self._backend.model.save(str(directory))
-        self._backend.save(str(directory / "tokenizer.json"))
+        """vocab.json + merges.txt (the layout published checkpoints use everywhere) and tokenizer.json,
+        written aside by the backend, then each renamed into place as every gptkit file is."""
+        with tempfile.TemporaryDirectory(prefix=".tokenizer-", dir=directory) as staging:
+            try:
+                files = [*self._backend.model.save(staging), str(Path(staging) / "tokenizer.json")]
+                self._backend.save(files[-1])
+            except Exception as e:  # the Rust backend raises plain Exception, a full disk among them
+                raise GptkitError(f"cannot write the tokenizer to {directory}: {e}") from None
+            for file in files:
+                with atomic_path(directory / Path(file).name) as tmp:
+                    os.replace(file, tmp)
 
     @classmethod
     def from_directory(cls, directory: Path) -> BackendTokenizer:

@@ -15,14 +15,15 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from gptkit.config import FIELD_TYPES
 from gptkit.device import PRECISIONS
 from gptkit.errors import GptkitError
 from gptkit.io import read_json, read_text
+from gptkit.run_dir import TRAIN_CONFIG
 
 PARALLEL = ("ddp", "fsdp")  # how a torchrun job splits the work: replicas (DDP) or shards (FSDP2)
 # torch.compile's modes; reduce-overhead replays the step as CUDA graphs (small models are launch-bound)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-TRAIN_CONFIG = "train_config.json"  # a run's config, written when it starts and read by --resume
 
 
 # (field, lowest value, type) of every numeric knob; OPTIONAL ones may be None (a default decides).
@@ -31,6 +32,7 @@ LIMITS = (("max_steps", 1, int), ("batch_size", 1, int), ("block_size", 1, int),
           ("beta1", 0, float), ("beta2", 0, float), ("grad_clip", 0, float), ("dropout", 0, float),
           ("seed", 0, int), ("eval_every", 0, int), ("eval_batches", 1, int), ("save_every", 0, int),
           ("keep_checkpoints", 1, int), ("sample_tokens", 0, int), ("log_every", 1, int))
+SEED_MAX = 2**63 - 1  # torch's generators take 64 bits; the ranks' seeds add to it
 OPTIONAL = {"block_size", "min_lr", "dropout", "max_steps", "warmup_steps", "eval_every"}
 
 
@@ -69,6 +71,7 @@ class TrainConfig:
     save_every: int = 500
     keep_checkpoints: int = 2
     resume: bool = False
+    overwrite: bool = False  # a fresh run where one exists: move the old one aside (never deleted)
     parallel: str = "ddp"  # under torchrun: "ddp" (a replica per process) or "fsdp" (FSDP2 shards)
     sample_tokens: int = 400  # length of the sample printed at the end (0: none)
 
@@ -82,6 +85,8 @@ class TrainConfig:
             if not isinstance(value, allowed) or isinstance(value, bool) or not math.isfinite(value) or value < low:
                 need = "a whole number" if kind is int else "a number"
                 raise GptkitError(f"--{name.replace('_', '-')} must be {need} >= {low:g}, got {value!r}")
+        if self.seed > SEED_MAX:
+            raise GptkitError(f"--seed must be at most {SEED_MAX} (2**63 - 1), got {self.seed}")
         if self.lr <= 0:
             raise GptkitError(f"--lr must be positive, got {self.lr}")
         for name in ("beta1", "beta2", "dropout"):
@@ -98,6 +103,9 @@ class TrainConfig:
             raise GptkitError(f"--dtype must be one of {', '.join(PRECISIONS)}; got {self.dtype!r}")
         if not isinstance(self.model, dict):
             raise GptkitError(f"model must be a mapping of preset overrides such as {{n_layer: 2}}, got {self.model!r}")
+        unknown = sorted(set(self.model) - set(FIELD_TYPES))
+        if unknown:
+            raise GptkitError(f"model: unknown keys {', '.join(map(str, unknown))}; valid keys: {', '.join(FIELD_TYPES)}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> dict:
@@ -129,7 +137,8 @@ class TrainConfig:
             saved = Path(out) / TRAIN_CONFIG
             if not saved.is_file():
                 raise GptkitError(f"--resume: {out} holds no run to resume ({TRAIN_CONFIG} is missing); start it without --resume")
-            keys.update(read_json(saved, fix="start the run again without --resume"))
+            saved_keys = read_json(saved, fix="start the run again without --resume")
+            keys.update({k: v for k, v in saved_keys.items() if k not in ("resume", "overwrite")})
         if config_file:
             keys.update(cls.from_file(config_file))
         keys.update({k: v for k, v in flags.items() if v is not None})

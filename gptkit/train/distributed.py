@@ -13,7 +13,10 @@ import, which a plain run, which never needs them, should not pay.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
+import sys
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -31,6 +34,10 @@ from gptkit.model.gpt import Block
 # A rank waiting in a collective for one that hangs (not one that dies: torchrun stops the others at
 # once then) gives up after this, instead of holding its GPU forever. Long enough for a first compile.
 TIMEOUT = timedelta(minutes=10)
+# Processes started without torchrun (RANK and WORLD_SIZE set by hand or by another launcher) wait
+# this long for each other to join before saying so, instead of waiting in silence.
+RENDEZVOUS_S = float(os.environ.get("GPTKIT_RENDEZVOUS_TIMEOUT", "120"))
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def launched_by_torchrun() -> bool:
@@ -69,8 +76,13 @@ def session(device_name: str) -> Iterator[torch.device]:
         torch.cuda.set_device(device)
     elif device.type != "cpu":
         raise GptkitError(f"torchrun training runs on cuda or cpu, not {device.type}")
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        _die_with_launcher()
+        store = {}
+    else:
+        store = {"store": _rendezvous(), "rank": int(os.environ["RANK"]), "world_size": int(os.environ["WORLD_SIZE"])}
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT,
-                            device_id=device if device.type == "cuda" else None)
+                            device_id=device if device.type == "cuda" else None, **store)
     try:
         yield device
     except RuntimeError as e:
@@ -78,6 +90,33 @@ def session(device_name: str) -> Iterator[torch.device]:
             raise SystemExit(1) from None
         raise
     dist.destroy_process_group()
+
+
+def _die_with_launcher() -> None:
+    """End this rank when torchrun ends, even by SIGKILL. torchrun starts each rank in a session of
+    its own, so nothing else would stop it: the ranks of a job killed with `kill -9` would go on
+    training and saving into a run directory the user believes free. Linux's parent-death signal
+    does it; elsewhere ranks outlive a killed launcher as before."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the launcher was gone before the signal was armed
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _rendezvous() -> dist.Store:
+    """The job's store for processes started without torchrun, waiting at most RENDEZVOUS_S for all
+    of them: RANK and WORLD_SIZE left set in a shell otherwise hang a plain command without a word."""
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    host, port = os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500"))
+    try:
+        return dist.TCPStore(host, port, world, is_master=rank == 0, timeout=timedelta(seconds=RENDEZVOUS_S),
+                             wait_for_workers=True)
+    except (RuntimeError, dist.DistError) as e:
+        raise GptkitError(
+            f"process {rank} of {world} (RANK and WORLD_SIZE are set) found no job to join at {host}:{port} within "
+            f"{RENDEZVOUS_S:g} s ({str(e).splitlines()[0][:80]}): start the job with `torchrun --nproc-per-node "
+            f"{world} -m gptkit ...`, or unset RANK and WORLD_SIZE to run in one process") from None
 
 
 def lost_peer(e: RuntimeError) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 import gptkit.train.distributed as distributed
+from gptkit import run_dir
 from gptkit.checkpoint import load_model, tokenizer_from_spec
 from gptkit.config import GPTConfig
 from gptkit.data import (
@@ -22,7 +23,7 @@ from gptkit.errors import GptkitError
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 from gptkit.train.config import TrainConfig
-from gptkit.train.trainer import Trainer
+from gptkit.train.trainer import Trainer, training_session
 
 
 @dataclass
@@ -72,7 +73,8 @@ def training_window(cfg: TrainConfig, model: GPT) -> int:
 def pretrain(cfg: TrainConfig, progress: bool = True) -> PretrainResult:
     """Train; under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
-    with distributed.session(cfg.device) as device:
+    data = [cfg.data] if isinstance(cfg.data, str) else cfg.data or []
+    with training_session(cfg, [cfg.init_from, *data]) as device:
         return _pretrain(cfg, device, progress)
 
 
@@ -82,7 +84,7 @@ def _pretrain(cfg: TrainConfig, device: torch.device, progress: bool) -> Pretrai
         corpus = Corpus(cfg.data)  # one prepared directory or several; fails clearly if one is not prepared
     else:
         # One cache per tokenizer: shards made with another vocabulary must never be reused.
-        data_dir = Path(cfg.out) / "data" / re.sub(r"[^\w.-]", "_", cfg.tokenizer)
+        data_dir = Path(cfg.out) / run_dir.CACHE / re.sub(r"[^\w.-]", "_", cfg.tokenizer)
         if distributed.is_main():  # made once, by rank 0, while the other ranks wait
             prepare_bundled_shakespeare(data_dir, cfg.tokenizer, progress)
         distributed.barrier()

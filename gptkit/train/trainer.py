@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -21,10 +22,11 @@ import torch
 from tqdm import tqdm
 
 import gptkit.train.distributed as distributed
+from gptkit import run_dir
 from gptkit.checkpoint import (
-    LATEST,
     checkpoint_paths,
     commit_checkpoint,
+    latest_checkpoint,
     load_training_state,
     new_checkpoint_dir,
     resume_checkpoint,
@@ -35,7 +37,8 @@ from gptkit.errors import GptkitError, RankError
 from gptkit.io import load_tensors, read_json, write_text
 from gptkit.model import GPT, lm_loss
 from gptkit.model.gpt import WEIGHTS_NAME, check_state_dict
-from gptkit.train.config import TRAIN_CONFIG, TrainConfig
+from gptkit.run_dir import TRAIN_CONFIG
+from gptkit.train.config import TrainConfig
 from gptkit.train.optim import (
     lr_at,
     make_optimizer,
@@ -50,6 +53,23 @@ LossFn = Callable[[GPT, Batch], torch.Tensor]
 log = logging.getLogger("gptkit")
 SHARDS = "distributed"  # a torchrun run's checkpoint: model + optimizer shards (torch.distributed.checkpoint)
 SHARDED_STATE = "training_state.json"  # ... and the rest of its training state
+
+
+class Diverged(GptkitError):
+    """The loss or gradients stopped being finite. Every rank sees the same values, so rank 0 speaks."""
+
+
+@contextlib.contextmanager
+def training_session(cfg: TrainConfig, inputs: Iterable[str | Path | None] = ()) -> Iterator[torch.device]:
+    """This process's device for a training command; under torchrun, inside the process group. Rank 0
+    holds the run directory ``cfg.out`` throughout (gptkit.run_dir: one writer, and a run starts
+    fresh, resumed or after the old one is moved aside); the other ranks start once it does."""
+    with distributed.session(cfg.device) as device:
+        owner = (run_dir.training_run(cfg.out, cfg.resume, cfg.overwrite, inputs) if distributed.is_main()
+                 else contextlib.nullcontext())
+        with owner:
+            distributed.barrier()
+            yield device
 
 
 class BatchSource(Protocol):
@@ -261,6 +281,21 @@ class Trainer:
             time_s = now - seconds * (len(records) - 1 - i) / len(records)
             record.update(loss=loss, grad_norm=grad_norm, tokens_per_sec=rate, time_s=round(time_s, 3))
 
+    def _check_finite(self, records: list[dict]) -> None:
+        """Stop a diverged run before it logs or saves anything of it, so its checkpoints stay good.
+        (With fp16's loss scaling an infinite gradient is expected: the scaler skips that step.)"""
+        for r in records:
+            values = {"loss": r["loss"], "validation loss": r.get("val_loss", 0.0)}
+            if not self.scaler.is_enabled():
+                values["gradient norm"] = r["grad_norm"]
+            bad = {name: value for name, value in values.items() if not math.isfinite(value)}
+            if bad:
+                latest = latest_checkpoint(self.out)
+                last = (f"its last good checkpoint, {latest}, is kept: resume it with a lower --lr or more --warmup-steps"
+                        if latest else "it had saved no checkpoint: start it again with a lower --lr")
+                what = ", ".join(f"{name} {value}" for name, value in bad.items())
+                raise Diverged(f"training diverged at step {r['step']} ({what}) and stopped; {last}")
+
     def _log(self, records: list[dict]) -> None:
         if self.main:
             with open(self.metrics_path, "a") as f:
@@ -275,11 +310,6 @@ class Trainer:
             write_text(self.out / TRAIN_CONFIG, cfg.to_json())
         if cfg.resume:
             self.restore()
-        elif self.main:
-            if (self.out / LATEST).exists():
-                log.warning("starting a new run in %s: its checkpoints will be replaced as this run saves "
-                            "(use --resume to continue it instead)", self.out)
-            self.metrics_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
         distributed.barrier()  # no rank trains before rank 0 has set up the run directory
 
     def fit(self) -> dict:
@@ -287,7 +317,7 @@ class Trainer:
         try:
             return self._loop()
         except GptkitError as e:  # met by this rank alone (its windows, its GPU): it says so itself
-            if not self.distributed or isinstance(e, RankError):
+            if not self.distributed or isinstance(e, (RankError, Diverged)):
                 raise
             raise RankError(f"rank {distributed.rank()}: {e}") from None
 
@@ -314,6 +344,7 @@ class Trainer:
                 pending[-1].update(metrics)
                 val_loss = metrics.get("val_loss", val_loss)
                 save = save or self.stop_requested
+            self._check_finite(pending)
             self._log(pending)
             bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-",
                             tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}")

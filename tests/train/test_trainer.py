@@ -196,5 +196,6 @@ def test_bundled_corpus_shards_are_cached_per_tokenizer(tmp_path, monkeypatch, s
     tiny = dict(preset="tiny", out=str(tmp_path), max_steps=1, batch_size=2, block_size=16, eval_every=0,
                 save_every=0, sample_tokens=0)
     char = pretrain(TrainConfig(**tiny), progress=False)
-    gpt2 = pretrain(TrainConfig(**tiny, tokenizer="gpt2"), progress=False)
+    gpt2 = pretrain(TrainConfig(**tiny, tokenizer="gpt2", overwrite=True), progress=False)
     assert char.trainer.tokenizer.vocab_size < 100 and gpt2.trainer.tokenizer.vocab_size == 50257
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["char", "gpt2"]  # --overwrite keeps the cache
