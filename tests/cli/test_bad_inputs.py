@@ -281,6 +281,9 @@ CASES: list[tuple[str, Callable[[Path, str, Path], list[str]], str]] = [
      "a.jsonl:1: column 'label' must be a non-empty string or a whole number, got null"),
     ("finetune-answer-true", lambda m, d, t: finetune_args(t, m, "choice", '{"context": "a", "choices": ["b", "c"], '
                                                            '"answer": true}'), "column 'answer' must be a whole number"),
+    ("finetune-valid-same-input-twice", lambda m, d, t: finetune_args(t, m, "classify", '{"text": "a", "label": "x"}\n'
+                                                                      '{"text": "a", "label": "y"}'),
+     "a.jsonl:2: the same input as line 1"),
     ("finetune-score-nan", lambda m, d, t: finetune_args(t, m, "similarity", '{"a": "x", "b": "y", "score": NaN}'),
      "column 'score' must be a finite number, got NaN"),
     ("hf-index-weight-map-number", lambda m, d, t: ["generate", "--model", sharded_hf_model(t, {"wte.weight": 3})],
