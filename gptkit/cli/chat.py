@@ -93,7 +93,7 @@ def chat(model_dir, mmi_model, num_hypotheses, max_history, max_new_tokens, verb
     from gptkit.chat.repl import Repl
     from gptkit.inference import SamplingConfig
 
+    cfg = ChatConfig(SamplingConfig(max_new_tokens=max_new_tokens, **sampling), max_history, num_hypotheses)  # fails before loading
     model, tokenizer = load_for_inference(model_dir, device, dtype, quantize)
     backward = load_for_inference(mmi_model, device, dtype, quantize) if mmi_model else None
-    cfg = ChatConfig(SamplingConfig(max_new_tokens=max_new_tokens, **sampling), max_history, num_hypotheses)
     Repl(Chatbot(model.eval(), tokenizer, cfg, backward and (backward[0].eval(), backward[1])), verbose).run()

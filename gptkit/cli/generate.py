@@ -49,16 +49,19 @@ def load_for_inference(model_dir: str, device: str, dtype: str, quantize: str, e
 @precision_options
 def generate(model_dir, prompt, greedy, num_samples, no_stop, device, dtype, quantize, **sampling) -> None:
     """Sample from a checkpoint, streaming the text to the terminal."""
-    model, tokenizer = load_for_inference(model_dir, device, dtype, quantize)
-    tokenizer.warn_unknown(prompt)
+    from gptkit.inference.sampling import SamplingConfig, offset_seed
+
     if greedy:
         sampling["temperature"] = 0.0
     sampling["stop_at_eot"] = not no_stop
+    SamplingConfig(**sampling)  # a bad setting fails before the model loads
+    model, tokenizer = load_for_inference(model_dir, device, dtype, quantize)
+    tokenizer.warn_unknown(prompt)
     seed = sampling.pop("seed")
     for i in range(num_samples):
         if num_samples > 1:
             click.echo(f"\n--- sample {i + 1} ---")
-        stream_sample(model, tokenizer, prompt, dict(sampling, seed=None if seed is None else seed + i))
+        stream_sample(model, tokenizer, prompt, dict(sampling, seed=offset_seed(seed, i)))
 
 
 def stream_sample(model, tokenizer, prompt: str, sampling: dict) -> None:

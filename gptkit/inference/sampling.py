@@ -9,11 +9,19 @@ import torch
 
 from gptkit.errors import GptkitError
 
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes a uint64 (negative ones wrap)
+GREEDY_BELOW = 1e-5  # dividing logits by a smaller temperature overflows them: such a temperature is greedy
+
+
+def offset_seed(seed: int | None, offset: int) -> int | None:
+    """The seed of sample number ``offset`` (a choice, a turn): past MAX_SEED it wraps to 0."""
+    return None if seed is None else (seed + offset) % (MAX_SEED + 1)
+
 
 @dataclass
 class SamplingConfig:
     max_new_tokens: int = 200
-    temperature: float = 1.0  # 0 means greedy (argmax)
+    temperature: float = 1.0  # 0 (or below GREEDY_BELOW) means greedy (argmax)
     top_k: int | None = None
     top_p: float | None = None
     repetition_penalty: float = 1.0  # CTRL's penalty; 1.0 is off
@@ -35,12 +43,14 @@ class SamplingConfig:
             raise GptkitError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.repetition_penalty <= 0:
             raise GptkitError(f"--repetition-penalty must be > 0, got {self.repetition_penalty}")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise GptkitError(f"--seed must be in 0..{MAX_SEED}, got {self.seed}")
         if self.max_new_tokens < 0:
             raise GptkitError(f"--max-new-tokens must be >= 0, got {self.max_new_tokens}")
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        return self.temperature < GREEDY_BELOW
 
     @property
     def penalizes_counts(self) -> bool:
@@ -67,6 +77,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
     cumulative = sorted_logits.softmax(-1).cumsum(-1)
     drop = cumulative - sorted_logits.softmax(-1) >= p  # mass before this token already reaches p
+    drop[:, 0] = False  # the likeliest token always stays: a p below float32's least (1e-300) would drop it too
     return logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
 
 
@@ -85,7 +96,7 @@ def process_logits(logits: torch.Tensor, cfg: SamplingConfig, seen: torch.Tensor
         logits = apply_count_penalties(logits, counts, cfg.presence_penalty, cfg.frequency_penalty)
     if cfg.greedy:
         return logits
-    logits = logits / cfg.temperature
+    logits = (logits / cfg.temperature).nan_to_num()  # logits an extreme penalty overflowed: inf would make NaNs
     if cfg.top_k is not None:
         logits = top_k_filter(logits, cfg.top_k)
     if cfg.top_p is not None and cfg.top_p < 1.0:

@@ -2,12 +2,17 @@ import logging
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 from gptkit import GptkitError, Tokenizer
+from gptkit.cli.main import cli
 from gptkit.inference import SamplingConfig, generate, generate_ids, stream_text
 from gptkit.inference.sampling import (
+    MAX_SEED,
     apply_repetition_penalty,
+    offset_seed,
     process_logits,
+    sample,
     top_k_filter,
     top_p_filter,
 )
@@ -102,10 +107,32 @@ def test_temperature_scales_logits():
     torch.testing.assert_close(process_logits(logits, SamplingConfig(temperature=0.5)), logits * 2)
 
 
-@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=0), dict(top_p=1.5), dict(repetition_penalty=0)])
+@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=0), dict(top_p=1.5), dict(repetition_penalty=0),
+                                 dict(seed=-1), dict(seed=MAX_SEED + 1)])
 def test_bad_sampling_settings_are_rejected(bad):
     with pytest.raises(GptkitError):
         SamplingConfig(**bad)
+
+
+@pytest.mark.parametrize("tiny", [dict(temperature=1e-300), dict(top_p=1e-300), dict(repetition_penalty=1e-300)])
+def test_extreme_settings_sample_a_real_token(tiny):
+    """A temperature too small to divide by is greedy, a top-p under float32's least keeps the likeliest
+    token, and logits an extreme penalty overflows stay finite: never NaNs, whose argmax is token 0."""
+    logits = torch.tensor([[0.5, 3.0, -1.0, 2.0]])
+    seen = torch.tensor([[False, False, True, True]])
+    token = sample(logits, SamplingConfig(**tiny), torch.Generator().manual_seed(0), seen)
+    assert token.tolist() == ([3] if "repetition_penalty" in tiny else [1])  # the seen token with a positive logit
+
+
+def test_the_seed_of_a_later_sample_wraps_past_the_largest():
+    assert (offset_seed(MAX_SEED, 1), offset_seed(5, 2), offset_seed(None, 3)) == (0, 7, None)
+
+
+@pytest.mark.parametrize("command", ["generate", "chat"])
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1])
+def test_a_seed_torch_cannot_take_is_one_line_before_the_model_loads(command, seed):
+    result = CliRunner().invoke(cli, [command, "--model", "not-loaded", "--seed", str(seed)])
+    assert (result.exit_code, result.stderr) == (2, f"error: --seed must be in 0..{MAX_SEED}, got {seed}\n")
 
 
 def test_stream_text_never_splits_a_utf8_character():
