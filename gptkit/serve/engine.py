@@ -14,6 +14,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -135,7 +137,7 @@ class Engine:
                     self._leave()
                     if self.running:
                         self._step()
-                except Exception as e:  # a bug or out of memory: fail what is in flight, keep serving
+                except Exception as e:  # the batch's forward pass (out of memory, a bug): fail what is in flight
                     log.exception("decoding failed")
                     for seq in {*self.running, *joining}:
                         if not seq.done:
@@ -175,18 +177,24 @@ class Engine:
 
     def _prefill(self, group: list[Sequence]) -> None:
         for seq in group:
-            seq.prepare(self.vocab_size, self.model.wte.weight.device)
+            with alone(seq):
+                seq.prepare(self.vocab_size, self.model.wte.weight.device)
+        group = [seq for seq in group if not seq.done]
+        if not group:
+            return
         logits = self.slots.add([seq.prompt for seq in group])
         self.running.extend(group)
         for seq, row in zip(group, logits):
-            self._pick(seq, row[None])
+            with alone(seq):
+                self._pick(seq, row[None])
 
     def _step(self) -> None:
         device = self.model.wte.weight.device
         tokens = torch.tensor([seq.generated[-1] for seq in self.running], device=device)
         logits = self.slots.step(tokens)
         for row, seq in enumerate(self.running):
-            self._pick(seq, logits[row: row + 1])
+            with alone(seq):
+                self._pick(seq, logits[row: row + 1])
 
     def _pick(self, seq: Sequence, logits: torch.Tensor) -> None:
         """Sample the sequence's next token from its logits (1, V) and hand it over."""
@@ -234,3 +242,14 @@ class Engine:
                 if moved is not None:
                     self.running[row] = self.running[moved]
                 self.running.pop()
+
+
+@contextmanager
+def alone(seq: Sequence) -> Iterator[None]:
+    """A failure in one sequence's own work (its sampler, its settings) ends that sequence alone: the
+    others in the batch decode on, token for token as they would have."""
+    try:
+        yield
+    except Exception as e:
+        log.exception("decoding one sequence failed")
+        seq.finish("error", f"decoding failed: {e}")
