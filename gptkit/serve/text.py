@@ -22,7 +22,9 @@ class StopText:
         if cut >= 0:
             self.held, self.stopped = "", True
             return text[:cut]
-        keep = max((n for s in self.stops for n in range(1, len(s)) if text.endswith(s[:n])), default=0)
+        # Only as much as the text holds: a megabyte stop string must not cost a megabyte's prefixes a token.
+        keep = max((n for s in self.stops for n in range(1, min(len(s), len(text) + 1)) if text.endswith(s[:n])),
+                   default=0)
         self.held = text[len(text) - keep:] if keep else ""
         return text[: len(text) - keep]
 

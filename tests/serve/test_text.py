@@ -18,3 +18,21 @@ def test_stop_strings_are_cut_exactly_across_pieces(pieces, out):
 def test_text_never_holds_back_past_the_end():
     stop = StopText(["END"])
     assert (stop.push("the EN"), stop.flush(), stop.stopped) == ("the ", "EN", False)
+
+
+class CountingStr(str):
+    """A stop string that counts the prefixes taken of it."""
+
+    prefixes = 0
+
+    def __getitem__(self, key):
+        CountingStr.prefixes += 1
+        return str.__getitem__(self, key)
+
+
+def test_a_long_stop_string_costs_a_piece_only_the_prefixes_the_text_can_end_with():
+    """Every prefix of a megabyte stop string at each token would stall the event loop, and with it
+    every other stream."""
+    stop = StopText([CountingStr("x" * 1_000_000)])
+    assert (stop.push("ab"), stop.push("cx"), stop.push("d")) == ("ab", "c", "xd")
+    assert CountingStr.prefixes <= 3 + 3 + 3
