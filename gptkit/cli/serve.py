@@ -20,8 +20,9 @@ from gptkit.cli.group import cli
 @click.option("--chat-template", type=click.Choice(["auto", "dialogue", "plain"]), default="auto", show_default=True,
               help="How chat messages become a prompt. auto: dialogue (DialoGPT) for dialogue-trained models and *DialoGPT*, else plain.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True, help="Sequences decoded together, per model.")
-@click.option("--max-queue", type=click.IntRange(min=0), default=64, show_default=True,
-              help="Sequences waiting for a batch slot, per model; more get 503 with Retry-After.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Sequences waiting for a batch slot, per model; more get 503 with Retry-After, and a request with "
+                   "more than this many (n choices for each prompt) a 400.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True, help="Longest reply a request may ask for.")
 @click.option("--max-prompt-tokens", type=click.IntRange(min=1), default=None, help="Longest prompt (default: what fits the context).")
 @click.option("--max-n", type=click.IntRange(min=1), default=16, show_default=True, help="Most choices per request.")

@@ -23,11 +23,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
 
 from gptkit.chat.mmi import rerank
-from gptkit.serve.engine import Busy, Finish
+from gptkit.serve.engine import Busy, Finish, TooMany
 from gptkit.serve.generation import Delta, Generation
 from gptkit.serve.metrics import Metrics
 from gptkit.serve.models import ServedModel
-from gptkit.serve.schema import ApiError, ChatRequest, CompletionRequest, Request, parse
+from gptkit.serve.schema import ApiError, ChatRequest, CompletionRequest, Request, loads, parse
 from gptkit.serve.template import render
 
 ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions")
@@ -140,7 +140,7 @@ class Api:
         texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         if not texts:
             raise ApiError(400, "prompt must not be an empty list", "prompt")
-        max_tokens = self.max_tokens(served, req.max_tokens)
+        max_tokens = self.max_tokens(served, req.max_tokens, req.default_max_tokens)
         prompts = [self.check_prompt(self.encode(served, t), served, max_tokens, "prompt") for t in texts]
         gen = self.start(served, req, prompts, max_tokens, req.stops, req.logprobs)
         shape = CompletionShape(served, req)
@@ -195,10 +195,7 @@ class Api:
             body += chunk
             if len(body) > limit:
                 raise too_large
-        try:
-            return json.loads(body)
-        except ValueError as e:  # also UnicodeDecodeError
-            raise ApiError(400, f"the request body is not valid JSON: {e}", code="invalid_json") from None
+        return loads(body)
 
     def checked_model(self, req: Request) -> ServedModel:
         """The model a request names, once the checks every request gets have passed."""
@@ -209,12 +206,13 @@ class Api:
             raise ApiError(400, f"n: at most {self.limits.max_n} choices per request", "n")
         return self.models[req.model]
 
-    def max_tokens(self, served: ServedModel, asked: int | None) -> int:
-        """The reply's length limit: as asked, or by default what the server allows."""
+    def max_tokens(self, served: ServedModel, asked: int | None, default: int | None = None) -> int:
+        """The reply's length limit: as asked, or by default (``None``: what the server allows), which
+        the server's limit caps: a request that leaves max_tokens out is never refused for it."""
         limit = min(self.limits.max_tokens, served.context - 1)
         if asked is not None and asked > limit:
             raise ApiError(400, f"max_tokens is {asked}, more than this server's limit of {limit}", "max_tokens")
-        return asked or limit
+        return asked or min(default or limit, limit)
 
     def encode(self, served: ServedModel, text: str) -> list[int]:
         """A completion prompt's tokens; an empty prompt starts from end-of-text, as GPT-2's samples do."""
@@ -240,6 +238,8 @@ class Api:
             gen = Generation(served, req, prompts, max_tokens, stops, self.limits.request_timeout, logprobs)
         except Busy as e:
             raise ApiError(503, str(e), code="server_busy", type="server_error", headers={"Retry-After": "1"}) from None
+        except TooMany as e:  # no retry can help
+            raise ApiError(400, str(e), "n", "too_many_sequences") from None
         self.metrics.prompt_tokens.inc(gen.prompt_tokens)
         return gen
 

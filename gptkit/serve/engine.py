@@ -41,6 +41,10 @@ class Busy(GptkitError):
     """The queue is full: try again shortly."""
 
 
+class TooMany(GptkitError):
+    """A request with more sequences than the queue holds: no retry can help."""
+
+
 @dataclass
 class Token:
     id: int
@@ -119,7 +123,11 @@ class Engine:
         self.thread.join()
 
     def submit(self, sequences: list[Sequence]) -> None:
-        """Queue a request's sequences, all or none (Busy when the queue has no room for them)."""
+        """Queue a request's sequences, all or none: Busy when the queue has no room for them now,
+        TooMany when it never will."""
+        if len(sequences) > self.cfg.max_queue:
+            raise TooMany(f"the request asks for {len(sequences)} sequences (n choices for each prompt), more than the "
+                          f"{self.cfg.max_queue} this server queues (--max-queue); ask for fewer")
         with self.wakeup:
             if len(self.waiting) + len(sequences) > self.cfg.max_queue:
                 raise Busy(f"the server is busy: {len(self.waiting)} sequences are waiting; try again shortly")

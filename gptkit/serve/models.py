@@ -38,5 +38,8 @@ def serve_model(name: str, loaded: tuple[GPT, Tokenizer], template: str, engine:
                           "use --chat-template plain")
     if backward is not None:
         check_same_tokenizer(tokenizer, backward[1])
+        if num_hypotheses > engine.max_queue:  # every reply it reranks would be refused
+            raise GptkitError(f"--num-hypotheses {num_hypotheses} is more than --max-queue {engine.max_queue} sequences; "
+                              "lower it or raise --max-queue")
     return ServedModel(name, model.eval(), tokenizer, template, Engine(model, tokenizer, engine, metrics),
                        backward[0].eval() if backward else None, num_hypotheses)

@@ -240,8 +240,12 @@ def test_unknown_routes_and_methods_get_openai_error_bodies(server):
     assert raw(server, "GET", "/v1/chat/completions")[0] == 405
 
 
-def test_a_full_queue_is_a_503_with_retry_after(server, lm):
-    status, headers, body = raw(server, "POST", "/v1/completions", {"model": lm, "prompt": "hi", "n": 7})  # queue: 6
+def test_a_full_queue_is_a_503_with_retry_after(server, client, lm):
+    long = {"model": lm, "prompt": "a", "max_tokens": 480, "stream": True}
+    with client.completions.create(**long, n=4) as running:  # --max-batch 4: every row decodes ...
+        next(iter(running))
+        with client.completions.create(**long, n=6):  # ... and these fill the queue (--max-queue 6)
+            status, headers, body = raw(server, "POST", "/v1/completions", {"model": lm, "prompt": "hi"})
     assert status == 503 and headers["retry-after"] == "1" and body["error"]["code"] == "server_busy"
 
 
