@@ -11,6 +11,7 @@ from gptkit.chat.examples import joined_ids
 from gptkit.chat.mmi import Hypothesis, check_same_tokenizer, rerank
 from gptkit.errors import GptkitError
 from gptkit.inference import SamplingConfig, generate_ids, generate_stream
+from gptkit.inference.sampling import offset_seed
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 
@@ -54,8 +55,7 @@ class Chatbot:
 
     def _sampling(self) -> SamplingConfig:
         """A fresh seed per turn, so a seeded chat is reproducible without repeating itself."""
-        seed = self.cfg.sampling.seed
-        return dataclasses.replace(self.cfg.sampling, seed=None if seed is None else seed + self.turns)
+        return dataclasses.replace(self.cfg.sampling, seed=offset_seed(self.cfg.sampling.seed, self.turns))
 
     def reply(self, text: str) -> Iterator[str]:
         """Pieces of the reply to ``text`` as they are decoded; the history records both turns."""
