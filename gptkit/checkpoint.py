@@ -135,12 +135,12 @@ def tokenizer_from_spec(spec: str, texts: Iterable[str] = ()) -> Tokenizer:
 
 
 def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state_tensors: dict[str, torch.Tensor],
-                    state_meta: dict, keep: int = 2) -> Path:
-    """Write checkpoints/step-N atomically, point ``latest`` at it, and keep the newest ``keep``."""
+                    state_meta: dict) -> Path:
+    """Write checkpoints/step-N atomically and point ``latest`` at it."""
     tmp = new_checkpoint_dir(run_dir, step)
     model.save_pretrained(tmp, tokenizer)
     save_tensors(tmp / TRAIN_STATE, state_tensors, metadata={"gptkit_state": json.dumps(state_meta)})
-    return commit_checkpoint(run_dir, step, keep)
+    return commit_checkpoint(run_dir, step)
 
 
 def new_checkpoint_dir(run_dir: str | Path, step: int) -> Path:
@@ -151,8 +151,8 @@ def new_checkpoint_dir(run_dir: str | Path, step: int) -> Path:
     return tmp
 
 
-def commit_checkpoint(run_dir: str | Path, step: int, keep: int = 2) -> Path:
-    """Make the written temporary directory step-N, point ``latest`` at it, and keep the newest ``keep``."""
+def commit_checkpoint(run_dir: str | Path, step: int) -> Path:
+    """Make the written temporary directory step-N and point ``latest`` at it."""
     final, tmp = checkpoint_paths(run_dir, step)
     root = final.parent
     fsync_dir(tmp)
@@ -160,10 +160,33 @@ def commit_checkpoint(run_dir: str | Path, step: int, keep: int = 2) -> Path:
     tmp.rename(final)
     fsync_dir(root)
     write_text(Path(run_dir) / LATEST, final.name + "\n")
-    for old in sorted(root.glob("step-*"))[:-keep]:
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """A run's committed checkpoints, oldest first."""
+    return sorted((Path(run_dir) / CHECKPOINTS).glob("step-*"))
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints. The trainer calls this only once the newest
+    has proven good (the loss after it was finite), so the last good checkpoint is never lost."""
+    for old in checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def set_aside_checkpoints(run_dir: str | Path, from_step: int) -> Path | None:
+    """Rename the checkpoints of steps >= ``from_step`` (whose weights made a loss diverge) to
+    diverged-step-N, point ``latest`` at the newest one left, and return it (None: none left)."""
+    for bad in checkpoints(run_dir):
+        if int(bad.name.split("-")[1]) >= from_step:
+            bad.rename(bad.with_name(f"diverged-{bad.name}"))
+    good = checkpoints(run_dir)
+    if good:
+        write_text(Path(run_dir) / LATEST, good[-1].name + "\n")
+    else:
+        (Path(run_dir) / LATEST).unlink(missing_ok=True)
+    return good[-1] if good else None
 
 
 def checkpoint_paths(run_dir: str | Path, step: int) -> tuple[Path, Path]:

@@ -26,11 +26,12 @@ from gptkit import run_dir
 from gptkit.checkpoint import (
     checkpoint_paths,
     commit_checkpoint,
-    latest_checkpoint,
     load_training_state,
     new_checkpoint_dir,
+    prune_checkpoints,
     resume_checkpoint,
     save_checkpoint,
+    set_aside_checkpoints,
 )
 from gptkit.device import autocast_dtype, enable_tf32
 from gptkit.errors import GptkitError, RankError
@@ -198,8 +199,7 @@ class Trainer:
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        return save_checkpoint(self.out, self.step, self.model, self.tokenizer, tensors, self._state_meta(optim_meta),
-                               keep=self.cfg.keep_checkpoints)
+        return save_checkpoint(self.out, self.step, self.model, self.tokenizer, tensors, self._state_meta(optim_meta))
 
     def _save_sharded(self) -> Path:
         """Every rank writes its shards; rank 0 adds the whole model (config.json + model.safetensors,
@@ -213,7 +213,7 @@ class Trainer:
         if self.main:
             state = {**self._state_meta({"param_groups": param_groups}), "world_size": distributed.world_size()}
             write_text(tmp / SHARDED_STATE, json.dumps(state) + "\n")
-            commit_checkpoint(self.out, self.step, keep=self.cfg.keep_checkpoints)
+            commit_checkpoint(self.out, self.step)
         distributed.barrier()  # nobody runs ahead of a checkpoint that is not yet committed
         return final
 
@@ -282,19 +282,26 @@ class Trainer:
             record.update(loss=loss, grad_norm=grad_norm, tokens_per_sec=rate, time_s=round(time_s, 3))
 
     def _check_finite(self, records: list[dict]) -> None:
-        """Stop a diverged run before it logs or saves anything of it, so its checkpoints stay good.
-        (With fp16's loss scaling an infinite gradient is expected: the scaler skips that step.)"""
+        """Stop a diverged run before it logs or saves anything of it. The checkpoint whose weights
+        made the first non-finite loss is set aside, and ``latest`` goes back to the one before, which
+        pruning kept: only a checkpoint whose next loss was finite lets older ones go. (With fp16's
+        loss scaling an infinite gradient is expected: the scaler skips that step.)"""
         for r in records:
             values = {"loss": r["loss"], "validation loss": r.get("val_loss", 0.0)}
             if not self.scaler.is_enabled():
                 values["gradient norm"] = r["grad_norm"]
             bad = {name: value for name, value in values.items() if not math.isfinite(value)}
             if bad:
-                latest = latest_checkpoint(self.out)
-                last = (f"its last good checkpoint, {latest}, is kept: resume it with a lower --lr or more --warmup-steps"
-                        if latest else "it had saved no checkpoint: start it again with a lower --lr")
+                # the weights behind step s's training loss are step s-1's; behind its validation loss, step s's
+                first_bad = r["step"] - 1 if "loss" in bad or "gradient norm" in bad else r["step"]
+                good = set_aside_checkpoints(self.out, first_bad) if self.main else None
+                distributed.barrier()
+                last = (f"its last good checkpoint, {good}, is kept: resume it with a lower --lr or more --warmup-steps"
+                        if good else "it had no good checkpoint to keep: start it again with a lower --lr")
                 what = ", ".join(f"{name} {value}" for name, value in bad.items())
                 raise Diverged(f"training diverged at step {r['step']} ({what}) and stopped; {last}")
+        if self.main:  # every checkpoint so far has proven good
+            prune_checkpoints(self.out, self.cfg.keep_checkpoints)
 
     def _log(self, records: list[dict]) -> None:
         if self.main:
@@ -353,6 +360,8 @@ class Trainer:
                 self.save()
             t0 = time.perf_counter()
         bar.close()
+        if self.main:  # the run is over: its newest checkpoint is the one to keep
+            prune_checkpoints(self.out, self.cfg.keep_checkpoints)
         return {"step": self.step, "val_loss": val_loss, "metrics": str(self.metrics_path)}
 
     def plot(self, baseline: float | None = None) -> Path:

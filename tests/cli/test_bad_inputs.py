@@ -2,78 +2,25 @@
 silently wrong result, a corrupt or foreign file, text that is not UTF-8, a number out of range.
 Each must end within a bounded time with a non-zero exit and one line that names the problem.
 
-The processes are forked from a server that has imported gptkit and PyTorch once (multiprocessing's
-forkserver), so forty commands cost seconds rather than forty interpreter start-ups; each still has
-its own exit status, its own stdout and stderr, and is killed if it outlives the bound.
+Each command runs in its own process, forked from one that has imported PyTorch (tests/cli/forked.py).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing as mp
-import os
 import shutil
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zstandard
 
-from gptkit.checkpoint import resolve_model_dir
 from gptkit.data.shards import HEADER, HEADER_BYTES, MAGIC, VERSION
+from tests.cli.forked import gptkit
 
-BOUND_S = 90  # generous: a loaded CI machine is slow, a hang is forever
 LATIN1 = "caf\xe9 na\xefve".encode("latin-1")  # bytes that are not UTF-8
-FORKSERVER = mp.get_context("forkserver")
-# torch._dynamo too: AdamW and meta-device model loading import it (2 s), in most of the commands below
-FORKSERVER.set_forkserver_preload(["torch", "torch._dynamo", "gptkit.cli.main", "gptkit.checkpoint", "gptkit.inference"])
-
-
-@dataclass
-class Result:
-    returncode: int | None
-    stdout: str
-    stderr: str
-
-
-def _command(args: list[str], cwd: Path) -> None:
-    """The child: stdout and stderr to files, then the `gptkit` entry point as a user runs it."""
-    import torch
-
-    from gptkit.cli.main import main
-
-    os.chdir(cwd)
-    torch.set_num_threads(1)
-    for fd, name in ((1, "stdout"), (2, "stderr")):
-        os.dup2(os.open(cwd / f".{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-    sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
-    sys.argv = ["gptkit", *args]
-    main()
-
-
-def gptkit(*args: str, cwd: Path) -> Result:
-    proc = FORKSERVER.Process(target=_command, args=(list(args), cwd))
-    proc.start()
-    proc.join(BOUND_S)
-    if proc.exitcode is None:
-        proc.kill()
-        proc.join()
-        pytest.fail(f"gptkit {' '.join(args)} hung (no answer in {BOUND_S} s)")
-    return Result(proc.exitcode, (cwd / ".stdout").read_text(errors="replace"),
-                  (cwd / ".stderr").read_text(errors="replace"))
-
-
-@pytest.fixture(scope="module")
-def model(trained_tiny, tmp_path_factory) -> Path:
-    """A small trained model directory (character vocabulary), copied so cases may break copies of it."""
-    out = tmp_path_factory.mktemp("model") / "model"
-    shutil.copytree(resolve_model_dir(trained_tiny), out)
-    (out / "training_state.safetensors").unlink()
-    return out
 
 
 def broken_copy(model: Path, tmp: Path, edit: Callable[[Path], None]) -> str:

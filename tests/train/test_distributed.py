@@ -6,7 +6,10 @@ wrapper script (as in test_kill_resume.py), so nothing waits on a clock.
 
 import os
 import signal
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +84,24 @@ def paused_pid(job: subprocess.Popen) -> int:
     pytest.fail(f"the job ended ({job.wait()}) before pausing; stdout:\n{''.join(other)}\nstderr:\n{job.stderr.read()}")
 
 
+def assert_gone_within(pids: list[int], seconds: float) -> None:
+    """Each process ends (or is a zombie no one has reaped yet) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while alive := [pid for pid in pids if _running(pid)]:
+        if time.monotonic() > deadline:
+            for pid in alive:
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"ranks {alive} outlived their killed launcher by {seconds} s")
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in read_metrics(run / "metrics.jsonl")}
 
@@ -103,9 +124,9 @@ def test_ddp_killed_with_sigkill_resumes_on_one_and_on_two_processes(char_data, 
     job = torchrun(2, run_args(char_data, killed), tmp_path / "paused.py", stdout=subprocess.PIPE)
     in_process(char_data, full)  # the uninterrupted run, while the job starts
     workers = [paused_pid(job) for _ in range(2)]  # both ranks paused after step 6
-    for pid in (job.pid, *workers):  # torchrun and each rank (torchrun starts each in a session of its own)
-        os.kill(pid, signal.SIGKILL)
+    os.kill(job.pid, signal.SIGKILL)  # torchrun alone: its ranks, each in a session of its own, die with it
     job.communicate()
+    assert_gone_within(workers, seconds=10)
     assert (killed / "latest").read_text().strip() == "step-0000004"
     assert_same_weights(killed, full, 4)  # four DDP steps on 2 processes, four steps of one process
     expected = losses(full)
@@ -139,6 +160,21 @@ def test_a_failing_rank_stops_the_job_with_one_error_line(char_data, tmp_path):
     assert errors == ["error: rank 1: shard train-0000.bin holds token id 900, outside the vocabulary"]
     assert "[rank0]" not in stderr and "[rank1]" not in stderr  # no worker traceback
     assert signal.SIGTERM.name in stderr  # torchrun stopped rank 0, which was waiting for rank 1
+
+
+def test_rank_and_world_size_without_a_job_is_a_message_not_a_hang(tmp_path):
+    with socket.socket() as s:  # a free port, where no other process of the job will ever come
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "GPTKIT_RENDEZVOUS_TIMEOUT": "1"}
+    env.pop("TORCHELASTIC_RUN_ID", None)
+    done = subprocess.run([sys.executable, "-m", "gptkit", "pretrain", "--preset", "tiny", "--out", str(tmp_path / "r")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: process 0 of 2 (RANK and WORLD_SIZE are set) found no job")
+    assert "unset RANK and WORLD_SIZE" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "r").exists()  # nothing was written
 
 
 @pytest.mark.parametrize("world", [1, 2, 4])
