@@ -193,8 +193,6 @@ def training_run(out: str | Path, resume: bool, overwrite: bool,
     """Hold the run directory ``out`` for a training command and settle how the run starts in it:
     resumed, fresh where no run is, or fresh after the old run was moved aside (``overwrite``)."""
     out = Path(out)
-    if resume and overwrite:
-        raise GptkitError("--resume continues the run in --out and --overwrite moves it aside: give one of them")
     check_output(out, "run", inputs)
     with owned(out):
         if not resume and kind_of(out) == "run":

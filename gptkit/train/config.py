@@ -85,6 +85,8 @@ class TrainConfig:
             if not isinstance(value, allowed) or isinstance(value, bool) or not math.isfinite(value) or value < low:
                 need = "a whole number" if kind is int else "a number"
                 raise GptkitError(f"--{name.replace('_', '-')} must be {need} >= {low:g}, got {value!r}")
+        if self.resume and self.overwrite:
+            raise GptkitError("--resume continues the run in --out and --overwrite moves it aside: give one of them")
         if self.seed > SEED_MAX:
             raise GptkitError(f"--seed must be at most {SEED_MAX} (2**63 - 1), got {self.seed}")
         if self.lr <= 0:

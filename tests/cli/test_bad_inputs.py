@@ -200,6 +200,12 @@ CASES: list[tuple[str, Callable[[Path, str, Path], list[str]], str]] = [
     ("preset-unknown", lambda m, d, t: ["info", "--preset", "gpt5"], "gpt5"),
     ("eval-shots-word", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", "shakespeare-cloze",
                                          "--shots", "few"], "shots"),
+    ("pretrain-seed-past-int64", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN,
+                                                  "--seed", str(2**64)], "seed"),
+    ("pretrain-resume-and-overwrite", lambda m, d, t: ["pretrain", "--out", run_dir_with(m, t, "metrics.jsonl", b""),
+                                                       "--resume", "--overwrite"], "give one of them"),
+    ("config-file-unknown-model-key", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN, "--config",
+                                                       text_file(t, "run.yaml", "model: {n_layers: 2}\n")], "n_layers"),
     # schemas checked below the top level: task files, task and fine-tuning data, checkpoint indexes
     ("task-type-list", lambda m, d, t: ["eval", "task", "--model", str(m), "--task", task_file(t, type=["choice"])],
      "field 'type' must be a non-empty string"),

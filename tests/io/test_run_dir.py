@@ -91,12 +91,6 @@ def test_overwrite_moves_the_old_run_aside_and_keeps_the_cache(tmp_path):
     assert not (aside / LOCK).exists()
 
 
-def test_resume_and_overwrite_together_are_refused(tmp_path):
-    with pytest.raises(GptkitError, match="give one of them"):
-        with training_run(tmp_path, resume=True, overwrite=True):
-            pass
-
-
 def test_kinds(tmp_path):
     make_run(tmp_path / "run")
     (tmp_path / "model").mkdir()
