@@ -77,7 +77,7 @@ def load_config(path: str | Path) -> GPTConfig:
 def _load_model(directory: Path, device, dtype: torch.dtype | None) -> GPT:
     if is_hugging_face(read_config(directory)):
         return load_hf_model(directory, device, dtype)
-    return GPT.from_pretrained(directory, device, dtype)
+    return GPT.from_directory(directory, device, dtype)
 
 
 def _load_tokenizer(directory: Path, required: bool = True) -> Tokenizer | None:

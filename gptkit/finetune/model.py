@@ -102,7 +102,7 @@ class TaskModel(nn.Module):
             raise GptkitError(f"{directory} holds no task head ({HEAD_CONFIG}); fine-tune it with `gptkit finetune`")
         head = json.loads((directory / HEAD_CONFIG).read_text(encoding="utf-8"))
         dropout = head.pop("dropout")
-        gpt = GPT.from_pretrained(directory, device=device, dtype=torch.float32)
+        gpt = GPT.from_directory(directory, device=device, dtype=torch.float32)
         model = cls(gpt, Labels(**head), dropout)
         model.head.load_state_dict(load_tensors(directory / HEAD_WEIGHTS, device=device))
         return model.eval()

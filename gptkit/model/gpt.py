@@ -167,11 +167,20 @@ class GPT(nn.Module):
             tokenizer.save(directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None) -> GPT:
-        """Load a directory ``save_pretrained`` wrote, straight onto ``device`` in ``dtype``: no random
-        init, no second copy. (``gptkit.load`` reads every other layout: runs, Hugging Face, cached names.)"""
-        directory = Path(directory)
+        """Load a model straight onto ``device`` in ``dtype`` (no random init, no second copy) from
+        any layout gptkit reads: a directory ``save_pretrained`` wrote, a training run, a Hugging
+        Face checkpoint, or a model name in the local Hugging Face cache (``gpt2``,
+        ``microsoft/DialoGPT-medium``). The one loader is gptkit.checkpoint.load_model."""
+        from gptkit.checkpoint import load_model  # it builds GPTs: imported here, not at the top
+
+        return load_model(path, device, dtype)
+
+    @classmethod
+    def from_directory(cls, directory: Path, device: str | torch.device = "cpu",
+                       dtype: torch.dtype | None = None) -> GPT:
+        """The model of a directory ``save_pretrained`` wrote (gptkit's own layout)."""
         config = GPTConfig.load(directory / CONFIG_NAME)
         with torch.device("meta"):
             model = cls(config)

@@ -82,3 +82,20 @@ def test_info_reads_a_cached_hugging_face_config(gptkit):
     result = gptkit("info", "--model", "gpt2", "--json")
     assert result.exit_code == 0, result.output
     assert '"n_layer": 2' in result.stdout and '"ln_order": "pre"' in result.stdout
+
+
+def test_gpt_from_pretrained_reads_names_hugging_face_and_native_directories_alike(gptkit, hf_cache, tmp_path):
+    # The class method transformers and nanoGPT users reach for first: one loader behind every layout.
+    (snapshot,) = (hf_cache / "models--openai-community--gpt2" / "snapshots").iterdir()
+    reference = GPT2LMHeadModel.from_pretrained(snapshot).eval()
+    x = torch.randint(0, 50257, (2, 16))
+    with torch.no_grad():
+        expected = reference(x).logits
+    by_name = GPT.from_pretrained("gpt2")
+    torch.testing.assert_close(by_name(x), expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(GPT.from_pretrained(snapshot)(x), expected, atol=1e-4, rtol=1e-4)
+    by_name.save_pretrained(tmp_path / "native")
+    native = GPT.from_pretrained(tmp_path / "native", dtype=torch.bfloat16)
+    assert native.wte.weight.dtype == torch.bfloat16 and not native.training
+    for name, weight in by_name.state_dict().items():
+        assert torch.equal(native.state_dict()[name], weight.bfloat16()), name
