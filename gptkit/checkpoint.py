@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -20,11 +19,12 @@ from gptkit.config import GPTConfig
 from gptkit.convert.hf import config_from_hf, load_hf_model, load_hf_tokenizer
 from gptkit.convert.hub import resolve_pretrained
 from gptkit.errors import GptkitError
-from gptkit.io import fsync_dir, load_tensors, read_json, read_metadata, read_text, save_tensors, write_text
+from gptkit.io import fsync_dir, read_json, read_text, write_text
 from gptkit.model import GPT
 from gptkit.model.gpt import CONFIG_NAME, WEIGHTS_NAME
 from gptkit.model.quantize import quantize_int8
 from gptkit.run_dir import CHECKPOINTS, LATEST
+from gptkit.tensor_io import load_tensors, read_metadata, save_tensors
 from gptkit.tokenizer import Tokenizer
 from gptkit.tokenizer.base import CONFIG_NAME as TOKENIZER_CONFIG
 
@@ -120,18 +120,6 @@ def load(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtyp
             f"{model.config.vocab_size}; the tokenizer files belong to another model"
         )
     return (quantize_int8(model) if quantize else model), tokenizer
-
-
-def tokenizer_from_spec(spec: str, texts: Iterable[str] = ()) -> Tokenizer:
-    """What a --tokenizer flag names: "char" (a vocabulary of the characters of ``texts``), "gpt2",
-    or a directory holding a tokenizer (a tokenizer, model or run directory)."""
-    if spec == "char":
-        return Tokenizer.char("".join(texts))
-    if spec == "gpt2":
-        return Tokenizer.gpt2()
-    if Path(spec).expanduser().is_dir():
-        return load_tokenizer(spec)
-    raise GptkitError(f"unknown tokenizer {spec!r}: use char, gpt2 or a directory with tokenizer files")
 
 
 def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state_tensors: dict[str, torch.Tensor],

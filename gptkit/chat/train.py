@@ -11,9 +11,9 @@ import torch
 from gptkit.chat.data import Dialogue, read_dialogues
 from gptkit.chat.examples import DIALOGUE_TEMPLATE, ExampleConfig, build_examples, dialogue_batches, dialogue_pairs
 from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
-from gptkit.checkpoint import load_tokenizer, tokenizer_from_spec
+from gptkit.checkpoint import load_tokenizer
 from gptkit.errors import GptkitError
-from gptkit.tokenizer import Tokenizer
+from gptkit.tokenizer import Tokenizer, tokenizer_from_spec
 from gptkit.train.config import TrainConfig
 from gptkit.train.pretrain import build_model, training_window
 from gptkit.train.trainer import Trainer, training_session

@@ -30,16 +30,15 @@ def prepare(inputs, tokenizer, out, val_fraction, workers, shard_tokens, seed, t
     import os
     import time
 
-    from gptkit.checkpoint import tokenizer_from_spec
-    from gptkit.data import corpus_characters, prepare_files, read_meta, summary
-    from gptkit.data.prepare import check_settings
-    from gptkit.train.pretrain import prepare_bundled_shakespeare
+    from gptkit.data.prepare import check_settings, prepare_files, prepare_shakespeare, read_meta, summary
+    from gptkit.data.vocab import corpus_characters
+    from gptkit.tokenizer import tokenizer_from_spec
 
     workers = (os.cpu_count() or 1) if workers is None else workers
     check_settings(workers, shard_tokens, val_fraction, part)
     started = time.perf_counter()
     if list(inputs) == ["shakespeare"] and not Path("shakespeare").exists():
-        prepare_bundled_shakespeare(Path(out), tokenizer, progress=not quiet)
+        prepare_shakespeare(Path(out), tokenizer, progress=not quiet)
     else:
         texts = [corpus_characters(list(inputs), text_field)] if tokenizer == "char" else []
         prepare_files(list(inputs), tokenizer_from_spec(tokenizer, texts), out, val_fraction=val_fraction, seed=seed,
@@ -79,7 +78,7 @@ def tokenizer_train(inputs, vocab_size, min_frequency, text_field, out) -> None:
 @click.argument("text")
 def tokenizer_encode(spec, text) -> None:
     """Show the token ids and pieces of TEXT."""
-    from gptkit.checkpoint import tokenizer_from_spec
+    from gptkit.tokenizer import tokenizer_from_spec
 
     tok = tokenizer_from_spec(spec, [text])
     ids = tok.encode(text)

@@ -18,8 +18,9 @@ import torch
 from gptkit.config import GPTConfig
 from gptkit.data.documents import expect
 from gptkit.errors import GptkitError
-from gptkit.io import iter_tensors, read_json, save_tensors, write_text
+from gptkit.io import read_json, write_text
 from gptkit.model.gpt import GPT, check_state_dict
+from gptkit.tensor_io import iter_tensors, save_tensors
 from gptkit.tokenizer import ByteLevelBPETokenizer, GPT1BPETokenizer, Tokenizer
 
 SUPPORTED = ("gpt2", "openai-gpt")

@@ -18,27 +18,12 @@ import torch
 
 from gptkit.data.batches import rank_rows
 from gptkit.data.encoders import saved_files
-from gptkit.data.prepare import META_NAME, META_VERSION
+from gptkit.data.prepare import META_NAME, read_meta
 from gptkit.data.shards import open_shard, read_header
 from gptkit.errors import GptkitError
-from gptkit.io import read_json
 from gptkit.tokenizer import Tokenizer
 
 COUNT_CHUNK = 1 << 22  # tokens counted at a time by unigram_entropy
-
-
-def read_meta(data_dir: str | Path) -> dict:
-    path = Path(data_dir) / META_NAME
-    if not path.is_file():
-        raise GptkitError(f"{data_dir} is not a prepared data directory (no {META_NAME}); run 'gptkit prepare' first")
-    meta = read_json(path, fix="run 'gptkit prepare' again")
-    if not isinstance(meta.get("splits"), dict) or "vocab_size" not in meta:
-        raise GptkitError(f"{path} is corrupt (not a gptkit meta.json); run 'gptkit prepare' again")
-    if meta.get("version", 1) > META_VERSION:
-        raise GptkitError(f"{path} was written by a newer gptkit (version {meta['version']}); upgrade gptkit")
-    for info in meta["splits"].values():  # version 1 listed shard names only
-        info["shards"] = [{"name": s} if isinstance(s, str) else s for s in info["shards"]]
-    return meta
 
 
 class Corpus:

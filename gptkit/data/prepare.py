@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from gptkit.data.documents import Document, TextFile
+from gptkit.data.documents import Document, TextFile, shakespeare_splits
 from gptkit.data.encoders import Encode, make_encoder, saved_files, tokenizer_digest
 from gptkit.data.plan import check_val_fraction, parse_part, plan_inputs, resume_key
 from gptkit.data.segments import segments
 from gptkit.data.shards import ShardWriter, shard_sha256, token_dtype
 from gptkit.errors import GptkitError
-from gptkit.io import atomic_path, write_text
+from gptkit.io import atomic_path, read_json, write_text
 from gptkit.run_dir import check_output, owned
-from gptkit.tokenizer import EOT, Tokenizer
+from gptkit.tokenizer import EOT, Tokenizer, tokenizer_from_spec
 
 META_NAME = "meta.json"
 STATE_NAME = ".prepare-state.json"
@@ -256,6 +256,20 @@ def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator[tuple]:
             yield item, future.result()
 
 
+def read_meta(data_dir: str | Path) -> dict:
+    path = Path(data_dir) / META_NAME
+    if not path.is_file():
+        raise GptkitError(f"{data_dir} is not a prepared data directory (no {META_NAME}); run 'gptkit prepare' first")
+    meta = read_json(path, fix="run 'gptkit prepare' again")
+    if not isinstance(meta.get("splits"), dict) or "vocab_size" not in meta:
+        raise GptkitError(f"{path} is corrupt (not a gptkit meta.json); run 'gptkit prepare' again")
+    if meta.get("version", 1) > META_VERSION:
+        raise GptkitError(f"{path} was written by a newer gptkit (version {meta['version']}); upgrade gptkit")
+    for info in meta["splits"].values():  # version 1 listed shard names only
+        info["shards"] = [{"name": s} if isinstance(s, str) else s for s in info["shards"]]
+    return meta
+
+
 def check_settings(workers: int, shard_tokens: int, val_fraction: float = 0.0, part: str = "1/1") -> None:
     """Every setting in range before any work is done (or an earlier output touched)."""
     if workers < 1:
@@ -321,6 +335,17 @@ def prepare_files(inputs: list[str], tokenizer: Tokenizer, out_dir: str | Path, 
     plan = plan_inputs(inputs, text_field, part)
     return prepare(plan.split(val_fraction, seed), tokenizer, out_dir, workers, shard_tokens, plan.size, progress,
                    resume=resume_key(plan, val_fraction, seed))
+
+
+def prepare_shakespeare(data_dir: Path, tokenizer_spec: str, progress: bool = True) -> Path:
+    """Shards of the bundled Shakespeare (three plays held out for validation), made once."""
+    if (data_dir / META_NAME).is_file():
+        return data_dir
+    splits = shakespeare_splits()
+    tokenizer = tokenizer_from_spec(tokenizer_spec, [d.text for docs in splits.values() for d in docs])
+    docs = [(split, doc) for split, split_docs in splits.items() for doc in split_docs]
+    prepare(docs, tokenizer, data_dir, total_bytes=sum(len(d.text) for _, d in docs), progress=progress)
+    return data_dir
 
 
 def summary(meta: dict, seconds: float) -> list[str]:

@@ -17,9 +17,10 @@ import torch.nn as nn
 from gptkit.checkpoint import resolve_model_dir
 from gptkit.errors import GptkitError
 from gptkit.finetune.data import Labels
-from gptkit.io import load_tensors, save_tensors, write_text
+from gptkit.io import write_text
 from gptkit.model import GPT
 from gptkit.model.loss import IGNORE_INDEX, linear_cross_entropy
+from gptkit.tensor_io import load_tensors, save_tensors
 from gptkit.tokenizer import Tokenizer
 
 HEAD_CONFIG = "head.json"

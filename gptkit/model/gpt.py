@@ -15,10 +15,10 @@ import torch.nn.functional as F
 
 from gptkit.config import GPTConfig
 from gptkit.errors import GptkitError
-from gptkit.io import load_tensors, save_tensors
 from gptkit.model.attention import CausalSelfAttention, attention_inputs
 from gptkit.model.kv_cache import KVCache
 from gptkit.model.loss import linear_cross_entropy
+from gptkit.tensor_io import load_tensors, save_tensors
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"

@@ -10,13 +10,12 @@ import torch
 
 import gptkit.train.distributed as distributed
 from gptkit import run_dir
-from gptkit.checkpoint import load_model, tokenizer_from_spec
+from gptkit.checkpoint import load_model
 from gptkit.config import GPTConfig
 from gptkit.data import (
     Corpus,
     WindowLoader,
-    prepare,
-    shakespeare_splits,
+    prepare_shakespeare,
     unigram_entropy,
 )
 from gptkit.errors import GptkitError
@@ -33,17 +32,6 @@ class PretrainResult:
     val_loss: float | None
     unigram_baseline: float | None
     loss_curve: Path
-
-
-def prepare_bundled_shakespeare(data_dir: Path, tokenizer_spec: str, progress: bool = True) -> Path:
-    """Shards of the bundled Shakespeare (three plays held out for validation), made once."""
-    if (data_dir / "meta.json").is_file():
-        return data_dir
-    splits = shakespeare_splits()
-    tokenizer = tokenizer_from_spec(tokenizer_spec, [d.text for docs in splits.values() for d in docs])
-    docs = [(split, doc) for split, split_docs in splits.items() for doc in split_docs]
-    prepare(docs, tokenizer, data_dir, total_bytes=sum(len(d.text) for _, d in docs), progress=progress)
-    return data_dir
 
 
 def build_model(cfg: TrainConfig, tokenizer: Tokenizer, device: torch.device) -> GPT:
@@ -86,7 +74,7 @@ def _pretrain(cfg: TrainConfig, device: torch.device, progress: bool) -> Pretrai
         # One cache per tokenizer: shards made with another vocabulary must never be reused.
         data_dir = Path(cfg.out) / run_dir.CACHE / re.sub(r"[^\w.-]", "_", cfg.tokenizer)
         if distributed.is_main():  # made once, by rank 0, while the other ranks wait
-            prepare_bundled_shakespeare(data_dir, cfg.tokenizer, progress)
+            prepare_shakespeare(data_dir, cfg.tokenizer, progress)
         distributed.barrier()
         corpus = Corpus(data_dir)
     tokenizer = corpus.tokenizer

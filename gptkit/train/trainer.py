@@ -35,10 +35,11 @@ from gptkit.checkpoint import (
 )
 from gptkit.device import autocast_dtype, enable_tf32
 from gptkit.errors import GptkitError, RankError
-from gptkit.io import load_tensors, read_json, write_text
+from gptkit.io import read_json, write_text
 from gptkit.model import GPT, lm_loss
 from gptkit.model.gpt import WEIGHTS_NAME, check_state_dict
 from gptkit.run_dir import TRAIN_CONFIG
+from gptkit.tensor_io import load_tensors
 from gptkit.train.config import TrainConfig
 from gptkit.train.optim import (
     lr_at,

@@ -4,6 +4,8 @@ directories trained on as one corpus, and every bad setting as one line naming t
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -83,3 +85,17 @@ def test_bad_tokenizer_training(tmp_path, flags, fragments):
     source = "empty.txt" if "the corpus is empty" in fragments else "text.txt"
     result = run("tokenizer", "train", "--input", str(tmp_path / source), *flags, "--out", str(tmp_path / "tok"))
     assert_one_line_error(result, *fragments)
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "gpt2"])
+def test_prepare_and_tokenizer_train_never_load_pytorch(tmp_path, tokenizer):
+    # They only read and write files: without PyTorch's import (seconds) a small job takes well under one.
+    (tmp_path / "one.txt").write_text("To be, or not to be, that is the question.\n")
+    code = ("import sys\nfrom gptkit.cli.main import cli\n"
+            f"cli(['prepare', '--input', 'one.txt', '--tokenizer', '{tokenizer}', '--out', 'data', '--quiet'], "
+            "standalone_mode=False)\n"
+            "cli(['tokenizer', 'train', '--input', 'one.txt', '--vocab-size', '300', '--out', 'tok'], standalone_mode=False)\n"
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "meta.json").is_file() and (tmp_path / "tok" / "tokenizer_config.json").is_file()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gptkit.finetune import FinetuneConfig, finetune
-from gptkit.io import load_tensors
+from gptkit.tensor_io import load_tensors
 from tests.torchrun import finish, torchrun
 
 # No dropout, so the ranks' steps are the one process's step split in two.

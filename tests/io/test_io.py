@@ -5,7 +5,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gptkit import GptkitError
-from gptkit.io import atomic_path, iter_tensors, load_tensors, save_tensors
+from gptkit.io import atomic_path
+from gptkit.tensor_io import iter_tensors, load_tensors, save_tensors
 
 
 def sample_tensors():

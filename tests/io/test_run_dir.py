@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from gptkit import GptkitError
-from gptkit.io import save_tensors, write_text
+from gptkit.io import write_text
 from gptkit.run_dir import LOCK, check_output, kind_of, owned, training_run
+from gptkit.tensor_io import save_tensors
 from gptkit.tokenizer import Tokenizer
 
 FORK = mp.get_context("fork")

@@ -18,7 +18,7 @@ import torch
 from gptkit import GptkitError
 from gptkit.data import WindowLoader
 from gptkit.data.batches import rank_rows
-from gptkit.io import load_tensors
+from gptkit.tensor_io import load_tensors
 from gptkit.train import TrainConfig, pretrain
 from gptkit.train.plot import read_metrics
 from tests.torchrun import finish, torchrun

@@ -191,8 +191,8 @@ def test_metrics_reader_skips_a_line_cut_short_by_a_kill(tmp_path):
 
 def test_bundled_corpus_shards_are_cached_per_tokenizer(tmp_path, monkeypatch, small_corpus):
     # Four short works stand in for the bundled 5 MB, which GPT-2's tokenizer alone takes seconds to encode.
-    pretrain_module = importlib.import_module("gptkit.train.pretrain")  # not the function of that name
-    monkeypatch.setattr(pretrain_module, "shakespeare_splits", lambda: small_corpus)
+    prepare_module = importlib.import_module("gptkit.data.prepare")  # not the function of that name
+    monkeypatch.setattr(prepare_module, "shakespeare_splits", lambda: small_corpus)
     tiny = dict(preset="tiny", out=str(tmp_path), max_steps=1, batch_size=2, block_size=16, eval_every=0,
                 save_every=0, sample_tokens=0)
     char = pretrain(TrainConfig(**tiny), progress=False)
