@@ -12,15 +12,15 @@ if TYPE_CHECKING:
     from gptkit.chat.examples import ExampleConfig
     from gptkit.chat.filters import FilterConfig
     from gptkit.chat.mmi import Hypothesis, rerank
-    from gptkit.chat.train import DialogueConfig, train_dialogue
+    from gptkit.chat.train import DialogueTrainConfig, train_dialogue
 
 # Imported on first use: the server reranks with gptkit.chat.mmi and should not load the trainer
 # (and matplotlib) to do so.
 _API = {"Chatbot": "bot", "ChatConfig": "bot", "read_dialogues": "data", "ExampleConfig": "examples",
-        "FilterConfig": "filters", "Hypothesis": "mmi", "rerank": "mmi", "DialogueConfig": "train",
+        "FilterConfig": "filters", "Hypothesis": "mmi", "rerank": "mmi", "DialogueTrainConfig": "train",
         "train_dialogue": "train"}
 
-__all__ = ["ChatConfig", "Chatbot", "DialogueConfig", "ExampleConfig", "FilterConfig", "Hypothesis",
+__all__ = ["ChatConfig", "Chatbot", "DialogueTrainConfig", "ExampleConfig", "FilterConfig", "Hypothesis",
            "read_dialogues", "rerank", "train_dialogue"]
 
 

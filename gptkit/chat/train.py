@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -14,17 +14,9 @@ from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
 from gptkit.checkpoint import load_tokenizer
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer, tokenizer_from_spec
-from gptkit.train.config import TrainConfig
 from gptkit.train.pretrain import build_model, training_window
 from gptkit.train.trainer import Trainer, training_session
-
-
-@dataclass
-class DialogueConfig:
-    data: str = "shakespeare"  # a .jsonl / .txt dialogue file, or a bundled corpus: shakespeare, tang
-    val_fraction: float = 0.05  # share of dialogues held out for the validation loss
-    examples: ExampleConfig = field(default_factory=ExampleConfig)
-    filters: FilterConfig = field(default_factory=FilterConfig)
+from gptkit.train_config import DialogueTrainConfig, TrainConfig
 
 
 @dataclass
@@ -54,36 +46,51 @@ def dialogue_tokenizer(cfg: TrainConfig, dialogues: list[Dialogue]) -> Tokenizer
     return tokenizer_from_spec(cfg.tokenizer, [t for turns in dialogues for t in turns])
 
 
-def train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, progress: bool = True) -> DialogueResult:
+def example_config(cfg: DialogueTrainConfig) -> ExampleConfig:
+    """How pairs become examples, from the run's config (which the Trainer saves whole, for --resume)."""
+    return ExampleConfig(max_history=cfg.max_history, loss_on_all_turns=cfg.loss_on_all_turns, reverse=cfg.reverse)
+
+
+def filter_config(cfg: DialogueTrainConfig) -> FilterConfig:
+    """Which pairs the data keeps, from the run's config (``max_words`` 0: no limit)."""
+    return FilterConfig(urls=cfg.url_filter, repeated_words=cfg.repeat_filter, common_words=cfg.common_word_filter,
+                        brackets=cfg.bracket_filter, max_words=cfg.max_words or None,
+                        max_response_count=cfg.max_response_count,
+                        blocklist=FilterConfig.read_blocklist(cfg.blocklist) if cfg.blocklist else frozenset())
+
+
+def train_dialogue(cfg: DialogueTrainConfig, progress: bool = True) -> DialogueResult:
     """Train; under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
-    with training_session(cfg, [cfg.init_from, dcfg.data]) as device:
-        return _train_dialogue(cfg, dcfg, device, progress)
+    filters = filter_config(cfg)  # reads the blocklist: a missing file is an error before the run starts
+    with training_session(cfg, [cfg.init_from, cfg.data]) as device:
+        return _train_dialogue(cfg, filters, device, progress)
 
 
-def _train_dialogue(cfg: TrainConfig, dcfg: DialogueConfig, device: torch.device, progress: bool) -> DialogueResult:
+def _train_dialogue(cfg: DialogueTrainConfig, filters: FilterConfig, device: torch.device,
+                    progress: bool) -> DialogueResult:
     torch.manual_seed(cfg.seed)
-    dialogues = read_dialogues(dcfg.data)
+    dialogues = read_dialogues(cfg.data)
     tokenizer = dialogue_tokenizer(cfg, dialogues)
-    if not dcfg.examples.reverse:  # a model to chat with: `gptkit serve` and transformers read its format
+    if not cfg.reverse:  # a model to chat with: `gptkit serve` and transformers read its format
         tokenizer.chat_template = DIALOGUE_TEMPLATE
     model = build_model(cfg, tokenizer, device)
     block = training_window(cfg, model)
-    train_dialogues, val_dialogues = split_dialogues(dialogues, dcfg.val_fraction, cfg.seed)
+    train_dialogues, val_dialogues = split_dialogues(dialogues, cfg.val_fraction, cfg.seed)
 
     def examples(split: list[Dialogue]):
-        pairs, report = filter_pairs(dialogue_pairs(split, dcfg.examples.max_history), dcfg.filters)
-        return *build_examples(pairs, tokenizer, dcfg.examples, block), report
+        pairs, report = filter_pairs(dialogue_pairs(split, cfg.max_history), filters)
+        return *build_examples(pairs, tokenizer, example_config(cfg), block), report
 
     train_examples, too_long, report = examples(train_dialogues)
     if not train_examples:
-        raise GptkitError(f"no training examples left in {dcfg.data}: {report.kept} of {report.total} pairs passed the "
+        raise GptkitError(f"no training examples left in {cfg.data}: {report.kept} of {report.total} pairs passed the "
                           f"filters and {too_long} were too long for the context of {block} tokens "
                           "(dialogues not in English need --no-common-word-filter)")
     val_examples = examples(val_dialogues)[0] if val_dialogues else []
     train = dialogue_batches(train_examples, cfg.batch_size, tokenizer.eot_id, seed=cfg.seed)
     val = dialogue_batches(val_examples, cfg.batch_size, tokenizer.eot_id).fixed_batches(cfg.eval_batches) if val_examples else None
-    desc = "backward (MMI) model" if dcfg.examples.reverse else "dialogue model"
+    desc = "backward (MMI) model" if cfg.reverse else "dialogue model"
     trainer = Trainer(cfg, model, tokenizer, train, val, progress=progress, desc=desc)
     summary = trainer.fit()
     return DialogueResult(trainer, report, too_long, len(train_examples), len(val_examples), summary["val_loss"])

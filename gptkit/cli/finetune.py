@@ -3,47 +3,35 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import click
 
 from gptkit.cli.group import cli
-from gptkit.cli.train import given, training_options
+from gptkit.cli.options import config_options
+from gptkit.cli.train import training_options
+from gptkit.train_config import FinetuneConfig
 
 
 @cli.command()
-@click.option("--model", "model_dir", required=True, help="The pretrained model (a model or run directory).")
-@click.option("--task", type=click.Choice(["classify", "entail", "similarity", "choice"]), required=True)
-@click.option("--train", "train_file", required=True, help="Labelled .jsonl, .csv or .tsv file (see docs/finetuning.md).")
-@click.option("--valid", "valid_file", required=True, help="Validation file, same columns: metrics and early stopping.")
-@click.option("--out", required=True, help="Directory for the best model, metrics.json and the training log.")
-@click.option("--lm-coef", type=float, default=0.5, show_default=True, help="λ, weight of the auxiliary LM loss.")
-@click.option("--lr", type=float, default=6.25e-5, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps even within the epochs.")
-@click.option("--warmup-steps", type=int, default=None, help="Linear warmup steps (default: 0.2% of the steps, as GPT-1).")
-@click.option("--clf-dropout", type=float, default=0.1, show_default=True)
-@click.option("--weight-decay", type=float, default=0.01, show_default=True)
-@click.option("--eval-every", type=int, default=None, help="Validate every N steps (default: once per epoch).")
-@click.option("--patience", type=int, default=2, show_default=True, help="Validations without improvement before stopping.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint (same flags).")
-@training_options(fused_loss=False)
+@config_options(FinetuneConfig, "init_from", "task", "train", "valid", "out", "lm_coef", "lr", "batch_size", "epochs",
+                "max_steps", "warmup_steps", "clf_dropout", "weight_decay", "eval_every", "patience", "seed", "resume")
+@training_options(FinetuneConfig, fused_loss=False)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def finetune(model_dir, train_file, valid_file, quiet, **flags) -> None:
+def finetune(quiet, **flags) -> None:
     """Fine-tune a pretrained model on a labelled task (L3 = L2 + λ·L1)."""
-    from gptkit.finetune import FinetuneConfig
     from gptkit.finetune import finetune as run
     from gptkit.train import distributed
 
-    report = run(FinetuneConfig(init_from=model_dir, train=train_file, valid=valid_file, **given(flags)), progress=not quiet)
+    cfg = FinetuneConfig.resolve(flags)
+    report = run(cfg, progress=not quiet)
     if not distributed.is_main():
         return
     best, key = report["best"], report["metric"]
     baseline = report["majority_baseline"]
     click.echo(f"best {key} {best[key]:.3f} at step {best['step']} (epoch {best['epoch']})"
                + (f"; majority-class baseline {baseline:.3f}" if baseline is not None else ""))
-    click.echo(f"model and metrics.json: {flags['out']}")
+    click.echo(f"model and metrics.json: {cfg.out}")
 
 
 @cli.command()
@@ -51,12 +39,35 @@ def finetune(model_dir, train_file, valid_file, quiet, **flags) -> None:
 @click.option("--input", "input_file", required=True, help=".jsonl, .csv or .tsv with the task's columns (labels not needed).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def predict(model_dir, input_file, batch_size, device) -> None:
-    """Print one JSON line per example: the prediction and the probability of each class or choice."""
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict(model_dir, input_file, batch_size, device, quiet) -> None:
+    """Print one JSON line per example: the prediction and the probability of each class or choice.
+    A progress bar and a one-line summary of the predictions go to stderr."""
+    from tqdm import tqdm
+
     from gptkit.device import resolve_device
     from gptkit.finetune import load_task_model, read_examples
     from gptkit.finetune import predict as run
 
     model, tokenizer = load_task_model(model_dir, resolve_device(device))
-    for result in run(model, tokenizer, read_examples(input_file, model.labels.task, labelled=False), batch_size):
-        click.echo(json.dumps(result))
+    examples = read_examples(input_file, model.labels.task, labelled=False)
+    results = []
+    with tqdm(total=len(examples), desc="predicting", unit="example", disable=quiet, dynamic_ncols=True) as bar:
+        for i in range(0, len(examples), batch_size):  # each example's output is its own: batches are independent
+            batch = examples[i: i + batch_size]
+            for result in run(model, tokenizer, batch, batch_size):
+                click.echo(json.dumps(result))
+                results.append(result)
+            bar.update(len(batch))
+    click.echo(prediction_summary(results), err=True)
+
+
+def prediction_summary(results: list[dict]) -> str:
+    """How many examples and how the predictions spread: per class or choice, or the scores' range."""
+    if results and "score" in results[0]:
+        scores = [r["score"] for r in results]
+        return f"{len(results)} examples; scores mean {sum(scores) / len(scores):.3f}, from {min(scores):.3f} to {max(scores):.3f}"
+    counts = Counter(r["prediction"] for r in results).most_common()
+    spread = ", ".join(f"{'choice ' if isinstance(label, int) else ''}{label} {n} ({n / len(results):.0%})"
+                       for label, n in counts)
+    return f"{len(results)} examples" + (f"; predicted {spread}" if spread else "")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,6 @@ from gptkit.checkpoint import load
 from gptkit.data.batches import EpochBatches
 from gptkit.errors import GptkitError
 from gptkit.finetune.data import (
-    TASKS,
     Encoded,
     Labels,
     Transform,
@@ -39,54 +36,7 @@ from gptkit.tokenizer import Tokenizer
 from gptkit.train import distributed
 from gptkit.train.config import TrainConfig
 from gptkit.train.trainer import Batch, Trainer, training_session
-
-
-@dataclass(kw_only=True)
-class FinetuneConfig(TrainConfig):
-    """GPT-1's fine-tuning: the shared training knobs with the paper's defaults, plus the task.
-
-    ``init_from`` is the pretrained model (required); ``max_steps`` defaults to ``epochs`` epochs,
-    ``warmup_steps`` to 0.2% of the steps, ``eval_every`` (and checkpoints) to once per epoch.
-    """
-
-    task: str  # classify, entail, similarity or choice
-    train: str
-    valid: str
-    init_from: str
-    out: str
-    lm_coef: float = 0.5  # λ
-    epochs: int = 3
-    clf_dropout: float = 0.1
-    patience: int = 2  # validations without improvement before stopping
-    lr: float = 6.25e-5
-    batch_size: int = 32
-    weight_decay: float = 0.01
-    beta2: float = 0.999
-    max_steps: int | None = None
-    warmup_steps: int | None = None
-    eval_every: int | None = None
-    seed: int = 0
-    sample_tokens: int = 0
-
-    def validate(self) -> None:
-        super().validate()
-        if self.task not in TASKS:
-            raise GptkitError(f"unknown task {self.task!r}; tasks: {', '.join(TASKS)}")
-        for name, value in (("epochs", self.epochs), ("patience", self.patience)):
-            if not isinstance(value, int) or value < 1:
-                raise GptkitError(f"--{name} must be a whole number >= 1, got {value!r}")
-        if not (isinstance(self.lm_coef, (int, float)) and math.isfinite(self.lm_coef) and self.lm_coef >= 0):
-            raise GptkitError(f"--lm-coef must be a number >= 0, got {self.lm_coef!r}")
-        if not 0 <= self.clf_dropout < 1:
-            raise GptkitError(f"--clf-dropout must be in [0, 1), got {self.clf_dropout}")
-
-    def for_steps(self, steps_per_epoch: int) -> FinetuneConfig:
-        """The run's schedule in steps, once the size of an epoch is known."""
-        total = self.epochs * steps_per_epoch
-        max_steps = min(self.max_steps or total, total)
-        every = self.eval_every or steps_per_epoch
-        warmup = self.warmup_steps if self.warmup_steps is not None else max(1, round(0.002 * max_steps))
-        return dataclasses.replace(self, max_steps=max_steps, warmup_steps=warmup, eval_every=every, save_every=every)
+from gptkit.train_config import FinetuneConfig
 
 
 def task_loss(scores: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:

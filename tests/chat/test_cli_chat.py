@@ -78,3 +78,20 @@ def test_an_interrupted_dialogue_run_resumes_with_the_same_losses(dialogue_file,
     resumed = records_of(part)
     assert [r.get("before", False) for r in resumed] == [True] * 4 + [False] * 4  # steps 5-8 were redone
     assert max(abs(a["loss"] - b["loss"]) for a, b in zip(records_of(full), resumed)) < 1e-5
+
+
+def test_resume_rebuilds_the_run_from_its_saved_config(dialogue_file, tmp_path):
+    out = tmp_path / "run"
+    first = run(*tiny_train_args(dialogue_file, out, "--max-steps", "2", "--lr", "5e-3", "--max-history", "1",
+                                 "--max-words", "50", "--reverse"))
+    assert first.exit_code == 0, first.output
+    resumed = run("dialogue", "train", "--out", str(out), "--resume", "--max-steps", "4", "--quiet")  # no data, no filters
+    assert resumed.exit_code == 0, resumed.output
+    assert "trained the backward (MMI) model 4 steps" in resumed.output
+
+    saved = json.loads((out / "train_config.json").read_text())
+    assert {k: saved[k] for k in ("data", "preset", "lr", "max_history", "max_words", "reverse", "common_word_filter",
+                                  "val_fraction", "max_steps")} == {
+        "data": str(dialogue_file), "preset": "tiny", "lr": 5e-3, "max_history": 1, "max_words": 50, "reverse": True,
+        "common_word_filter": False, "val_fraction": 0, "max_steps": 4}
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]

@@ -1,6 +1,8 @@
 """The real `gptkit` command, in process through click's runner, plus one end-to-end subprocess."""
 
+import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from gptkit.cli.main import cli
+from gptkit.train_config import DialogueTrainConfig, FinetuneConfig, TrainConfig, required
 
 TINY = ["--preset", "tiny", "--max-steps", "4", "--batch-size", "4", "--block-size", "32",
         "--eval-every", "2", "--eval-batches", "1", "--sample-tokens", "0", "--quiet"]
@@ -176,3 +179,39 @@ def test_generate_from_a_directory_without_checkpoint(tmp_path):
 def test_the_installed_command_runs(tmp_path):
     result = subprocess.run([sys.executable, "-m", "gptkit", "info", "--preset", "nope"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("error: unknown preset") and "Traceback" not in result.stderr
+
+
+def _command(*names):
+    command = cli
+    for name in names:
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize(("names", "cls"), [
+    (["pretrain"], TrainConfig), (["finetune"], FinetuneConfig), (["dialogue", "train"], DialogueTrainConfig),
+])
+def test_each_training_flag_shows_its_dataclass_default(names, cls):
+    options = {p.name: p for p in _command(*names).params}
+    flags = [f for f in dataclasses.fields(cls) if f.name in options]
+    assert len(flags) > 15  # the config's fields are the command's flags
+    for f in flags:
+        option = options[f.name]
+        assert option.default is None  # not given: the resumed run's, the config file's or the dataclass's value stands
+        shown = re.search(r"\[default: (.+)\]$", option.help)
+        if required(f):
+            assert option.help.endswith("[required]")
+        elif f.default is None or (option.is_flag and not option.secondary_opts):
+            assert shown is None, f.name
+        elif isinstance(f.default, bool):
+            assert shown[1] == (option.opts[0] if f.default else option.secondary_opts[0]), f.name
+        else:
+            assert type(f.default)(shown[1]) == f.default, f.name
+
+
+@pytest.mark.parametrize("names", [["pretrain"], ["finetune"], ["dialogue", "train"]])
+def test_help_of_a_training_command_does_not_load_torch(names):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "gptkit", *names, "--help"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "[default: " in result.stdout
+    assert not re.search(r"\|\s+torch\b", result.stderr)

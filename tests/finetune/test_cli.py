@@ -30,9 +30,11 @@ def test_each_task_fine_tunes_and_predicts_end_to_end(task, task_files, base_mod
     assert (report["majority_baseline"] is None) == (task == "regression")
     assert {"head.json", "head.safetensors", "config.json", "model.safetensors", "vocab.json"} <= {p.name for p in tmp_path.iterdir()}
 
-    lines = run("predict", "--model", tmp_path, "--input", valid).stdout.splitlines()
-    results = [json.loads(line) for line in lines]
+    predicted = run("predict", "--model", tmp_path, "--input", valid)
+    results = [json.loads(line) for line in predicted.stdout.splitlines()]
     assert len(results) == 32
+    summary = predicted.stderr.splitlines()[-1]  # after the progress bar
+    assert summary.startswith("32 examples; ") and ("scores mean" if task == "regression" else "predicted ") in summary
     if task == "regression":
         assert all(isinstance(r["score"], float) for r in results)
     else:
@@ -122,3 +124,28 @@ def test_an_interrupted_fine_tuning_run_resumes_exactly(task_files, base_model, 
     assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) < 1e-5
     history = [json.loads((d / "metrics.json").read_text())["history"] for d in (full, part)]
     assert [h["accuracy"] for h in history[0]] == pytest.approx([h["accuracy"] for h in history[1]])
+
+
+def test_resume_continues_with_the_runs_saved_settings(task_files, base_model, tmp_path):
+    train, valid = task_files["entail"]
+    first = run("finetune", "--model", base_model, "--task", "entail", "--train", train, "--valid", valid, "--out", tmp_path,
+                "--lr", "3e-3", "--lm-coef", "0.25", "--batch-size", "16", "--epochs", "2", "--seed", "5",
+                "--max-steps", "2", "--quiet")
+    assert first.exit_code == 0, first.output
+    resumed = run("finetune", "--out", tmp_path, "--resume", "--max-steps", "4", "--quiet")  # nothing else repeated
+    assert resumed.exit_code == 0, resumed.output
+
+    saved = json.loads((tmp_path / "train_config.json").read_text())
+    assert {k: saved[k] for k in ("task", "train", "valid", "init_from", "lr", "lm_coef", "batch_size", "epochs", "seed",
+                                  "max_steps")} == {"task": "entail", "train": str(train), "valid": str(valid),
+                                                    "init_from": str(base_model), "lr": 3e-3, "lm_coef": 0.25,
+                                                    "batch_size": 16, "epochs": 2, "seed": 5, "max_steps": 4}
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [1, 2, 3, 4]
+    assert max(r["lr"] for r in logged) == pytest.approx(3e-3)  # the saved peak rate, not the default 6.25e-5
+
+
+def test_resume_without_a_run_or_a_required_flag_is_one_line(tmp_path):
+    assert_clean_error(run("finetune", "--out", tmp_path, "--resume", "--quiet"), "holds no run to resume")
+    assert_clean_error(run("finetune", "--out", tmp_path, "--task", "classify", "--quiet"),
+                       "missing --model, --train, --valid")
