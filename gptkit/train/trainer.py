@@ -334,7 +334,7 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=self.desc, unit="step",
                    disable=not (self.progress and self.main), dynamic_ncols=True)
-        val_loss = None
+        val_loss, shown = None, {"val": "-"}
         pending: list[dict] = []
         t0 = self.started = time.perf_counter()
         while self.step < cfg.max_steps and not self.stop_requested:
@@ -351,11 +351,11 @@ class Trainer:
                 metrics = self.evaluate()
                 pending[-1].update(metrics)
                 val_loss = metrics.get("val_loss", val_loss)
+                shown = _headline(metrics) or shown
                 save = save or self.stop_requested
             self._check_finite(pending)
             self._log(pending)
-            bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", val=f"{val_loss:.3f}" if val_loss is not None else "-",
-                            tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}")
+            bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", **shown, tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}")
             pending = []
             if save:
                 self.save()
@@ -369,3 +369,10 @@ class Trainer:
         data = self.cfg.data or "the bundled Shakespeare"
         title = f"{self.cfg.preset} on {data if isinstance(data, str) else ' + '.join(data)}"
         return plot_losses(self.metrics_path, self.out / "loss.png", baseline, title=title)
+
+
+def _headline(metrics: dict[str, float]) -> dict[str, str]:
+    """The progress bar's view of a validation: its first metric (the validation loss, or fine-tuning's
+    accuracy or Pearson correlation), by name; empty when there was nothing to validate."""
+    name, value = next(iter(metrics.items()), (None, None))
+    return {"val" if name == "val_loss" else name: f"{value:.3f}"} if name else {}

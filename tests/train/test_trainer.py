@@ -199,3 +199,11 @@ def test_bundled_corpus_shards_are_cached_per_tokenizer(tmp_path, monkeypatch, s
     gpt2 = pretrain(TrainConfig(**tiny, tokenizer="gpt2", overwrite=True), progress=False)
     assert char.trainer.tokenizer.vocab_size < 100 and gpt2.trainer.tokenizer.vocab_size == 50257
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["char", "gpt2"]  # --overwrite keeps the cache
+
+
+def test_the_progress_bar_shows_each_validations_headline_metric():
+    from gptkit.train.trainer import _headline
+
+    assert _headline({"val_loss": 1.23456}) == {"val": "1.235"}
+    assert _headline({"accuracy": 0.5, "macro_f1": 0.4}) == {"accuracy": "0.500"}  # fine-tuning's, not val=-
+    assert _headline({}) == {}
