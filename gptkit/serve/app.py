@@ -131,8 +131,10 @@ class Api:
 
     def list_models(self) -> dict:
         # max_model_len (as vLLM names it): the context, which prompt and reply share
+        # mmi: whether --mmi-model reranks the model's non-streamed chat replies (the chat page says so)
         return {"object": "list", "data": [{"id": name, "object": "model", "created": self.created, "owned_by": "gptkit",
-                                            "max_model_len": served.context} for name, served in self.models.items()]}
+                                            "max_model_len": served.context, "mmi": served.reranks}
+                                           for name, served in self.models.items()]}
 
     async def completions(self, request: HttpRequest) -> Response:
         req = parse(CompletionRequest, await self.read_json(request))
@@ -153,26 +155,26 @@ class Api:
         served = self.checked_model(req)
         asked = req.max_completion_tokens or req.max_tokens
         max_tokens = self.max_tokens(served, asked)
-        # Unasked, the reply may take what the prompt leaves, and the prompt at least half the context.
+        # The reply's room: as asked, or unasked what leaves the prompt at least half the context. Old
+        # turns make way for it; a latest message too long for it leaves the reply what remains.
         reserve = max_tokens if asked else min(max_tokens, served.context // 2)
-        prompt = render(served.template, served.tokenizer, req.messages, served.context - reserve)
-        if not asked:
-            max_tokens = min(max_tokens, served.context - len(prompt.ids))
+        prompt = render(served.template, served.tokenizer, req.messages, served.context, reserve)
+        max_tokens = min(max_tokens, served.context - len(prompt.ids))
         ids = self.check_prompt(prompt.ids, served, max_tokens, "messages")
         shape = ChatShape(served, req)
         stops = req.stops + prompt.stops
         if req.stream:
-            return self.stream(self.start(served, req, [ids], max_tokens, stops), shape, req)
-        if served.backward is not None and served.template == "dialogue":
+            return self.stream(self.start(served, req, [ids], max_tokens, stops, lstrip=True), shape, req)
+        if served.reranks:
             return JSONResponse(await self.mmi_reply(request, served, req, prompt.turns, ids, max_tokens, stops, shape))
-        gen = self.start(served, req, [ids], max_tokens, stops)
+        gen = self.start(served, req, [ids], max_tokens, stops, lstrip=True)
         return JSONResponse(shape.response(await self.collect(gen, request), gen.usage()))
 
     async def mmi_reply(self, request: HttpRequest, served: ServedModel, req: ChatRequest, turns: list[str], ids: list[int],
                         max_tokens: int, stops: list[str], shape: ChatShape) -> dict:
         """Sample several replies and keep the ``n`` the backward model ranks best (as ``gptkit chat``)."""
         samples = req.model_copy(update={"n": max(req.n, served.num_hypotheses)})
-        gen = self.start(served, samples, [ids], max_tokens, stops)
+        gen = self.start(served, samples, [ids], max_tokens, stops, lstrip=True)
         choices = await self.collect(gen, request)
         finished = [c for c in choices if c.finish_reason == "stop"] or choices  # unfinished replies only if nothing finished
         ranked = await asyncio.to_thread(rerank, served.model, served.backward, served.tokenizer, turns,
@@ -180,7 +182,7 @@ class Api:
         by_text = {c.text.strip(): c for c in finished}
         ranked_choices = [by_text[h.text] for h in ranked if h.text in by_text]
         best = (ranked_choices + [c for c in finished if c not in ranked_choices])[: req.n]
-        return shape.response([Delta(i, c.text, c.tokens, c.finish_reason) for i, c in enumerate(best)], gen.usage())
+        return shape.response([Delta(i, c.text, c.tokens, c.finish_reason) for i, c in enumerate(best)], gen.usage(best))
 
     # --- request checks ---------------------------------------------------------------------
 
@@ -233,9 +235,10 @@ class Api:
         return ids
 
     def start(self, served: ServedModel, req: Request, prompts: list[list[int]], max_tokens: int, stops: list[str],
-              logprobs: int | None = None) -> Generation:
+              logprobs: int | None = None, lstrip: bool = False) -> Generation:
+        """``lstrip``: a chat reply, which starts at its first text, not at the template's separator."""
         try:
-            gen = Generation(served, req, prompts, max_tokens, stops, self.limits.request_timeout, logprobs)
+            gen = Generation(served, req, prompts, max_tokens, stops, self.limits.request_timeout, logprobs, lstrip)
         except Busy as e:
             raise ApiError(503, str(e), code="server_busy", type="server_error", headers={"Retry-After": "1"}) from None
         except TooMany as e:  # no retry can help

@@ -29,12 +29,12 @@ class Generation:
     """The sequences of a request: ``n`` choices for each prompt, choice ``p * n + j`` for prompt ``p``."""
 
     def __init__(self, served: ServedModel, req: Request, prompts: list[list[int]], max_tokens: int,
-                 stops: list[str], timeout: float, logprobs: int | None = None):
+                 stops: list[str], timeout: float, logprobs: int | None = None, lstrip: bool = False):
         events: asyncio.Queue = asyncio.Queue()
         deadline = time.monotonic() + timeout
         self.sequences = [Sequence(p * req.n + j, ids, req.sampling(max_tokens, j), events, logprobs, deadline)
                           for p, ids in enumerate(prompts) for j in range(req.n)]
-        self.texts = [ChoiceText(served.tokenizer, stops) for _ in self.sequences]
+        self.texts = [ChoiceText(served.tokenizer, stops, lstrip) for _ in self.sequences]
         self.events = events
         self.prompt_tokens = sum(map(len, prompts))
         self.completion_tokens = 0
@@ -44,9 +44,12 @@ class Generation:
         for seq in self.sequences:
             seq.cancel()
 
-    def usage(self) -> dict:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.prompt_tokens + self.completion_tokens}
+    def usage(self, choices: list[Delta] | None = None) -> dict:
+        """OpenAI's usage: every token generated, or only those of the ``choices`` a response keeps
+        (MMI answers with one of several samples)."""
+        completion = self.completion_tokens if choices is None else sum(len(c.tokens) for c in choices)
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
+                "total_tokens": self.prompt_tokens + completion}
 
     async def deltas(self) -> AsyncIterator[Delta]:
         """Deltas as tokens arrive, until every choice has ended."""

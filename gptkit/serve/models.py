@@ -28,6 +28,11 @@ class ServedModel:
     def context(self) -> int:
         return self.engine.context
 
+    @property
+    def reranks(self) -> bool:
+        """Whether MMI chooses the non-streamed chat replies: it scores dialogue turns only."""
+        return self.backward is not None and self.template == "dialogue"
+
 
 def serve_model(name: str, loaded: tuple[GPT, Tokenizer], template: str, engine: EngineConfig, metrics: Metrics,
                 backward: tuple[GPT, Tokenizer] | None = None, num_hypotheses: int = 8) -> ServedModel:

@@ -2,10 +2,13 @@
 
 - ``dialogue`` (models trained by ``gptkit dialogue train``, DialoGPT): the turns' texts, each
   followed by end-of-text, as the model was trained; the reply ends at end-of-text. System messages
-  are dropped (DialoGPT has none), and the oldest turns go first when the context is short.
+  are dropped (DialoGPT has none).
 - ``plain`` (any other language model): one line per message, ``System: ...``, ``User: ...``,
   ``Assistant: ...``, then ``Assistant:`` for the model to continue; the reply also ends where the
   model starts the user's next line (``\\nUser:``).
+
+Both fit a conversation to the context the same way (``newest_fitting``): the oldest messages go
+first, until the prompt leaves the reply its room.
 """
 
 from __future__ import annotations
@@ -38,27 +41,32 @@ def pick_template(name: str, template: str, tokenizer: Tokenizer) -> str:
     return "dialogue" if "dialogpt" in Path(name.rstrip("/")).name.lower() else "plain"
 
 
-def render(template: str, tokenizer: Tokenizer, messages: list[Message], budget: int) -> Prompt:
-    """The prompt for ``messages`` in at most ``budget`` tokens (the context less the reply)."""
+def render(template: str, tokenizer: Tokenizer, messages: list[Message], context: int, reserve: int) -> Prompt:
+    """The prompt for the newest ``messages`` that leave ``reserve`` of the ``context``'s tokens to
+    the reply (the latest message is always kept, leaving the reply less if need be)."""
     if template == "dialogue":
-        return dialogue_prompt(tokenizer, [m.text for m in messages if ROLES[m.role] != "System"], budget)
-    lines = [f"{ROLES[m.role]}: {m.text}\n" for m in messages]
-    ids = tokenizer.encode("".join(lines) + "Assistant:", allow_special=False)
-    return Prompt(check_fits(ids, budget), [], ["\nUser:"])
+        turns = [" ".join(m.text.split()) for m in messages if ROLES[m.role] != "System"]
+        if not turns:
+            raise ApiError(400, "messages must hold at least one user or assistant turn", "messages")
+        kept = newest_fitting([joined_ids(tokenizer, [t]) for t in turns], [], context, reserve)
+        return Prompt(joined_ids(tokenizer, turns[kept:]), turns[kept:], [])
+    lines = [tokenizer.encode(f"{ROLES[m.role]}: {m.text}\n", allow_special=False) for m in messages]
+    cue = tokenizer.encode("Assistant:", allow_special=False)
+    kept = newest_fitting(lines, cue, context, reserve)
+    return Prompt([i for line in lines[kept:] for i in line] + cue, [], ["\nUser:"])
 
 
-def dialogue_prompt(tokenizer: Tokenizer, turns: list[str], budget: int) -> Prompt:
-    if not turns:
-        raise ApiError(400, "messages must hold at least one user or assistant turn", "messages")
-    turns = [" ".join(t.split()) for t in turns]
-    while len(turns) > 1 and len(joined_ids(tokenizer, turns)) > budget:
-        turns = turns[1:]
-    return Prompt(check_fits(joined_ids(tokenizer, turns), budget), turns, [])
-
-
-def check_fits(ids: list[int], budget: int) -> list[int]:
-    if len(ids) > budget:
-        raise ApiError(400, f"the prompt has {len(ids)} tokens, but only {budget} fit beside the reply in this "
-                            "model's context; shorten the messages or lower max_tokens", "messages",
+def newest_fitting(pieces: list[list[int]], cue: list[int], context: int, reserve: int) -> int:
+    """Where the newest ``pieces`` (then ``cue``) that leave ``reserve`` tokens of the context start:
+    a long conversation loses its oldest messages, not the reply its room. The latest piece always
+    stays; only when even it leaves no token for the reply is the request refused."""
+    size = len(pieces[-1]) + len(cue)
+    if size >= context:
+        raise ApiError(400, f"the latest message alone makes a prompt of {size} tokens, and this model's context is "
+                            f"{context} tokens, which must also hold the reply; shorten the message", "messages",
                        "context_length_exceeded")
-    return ids
+    start = len(pieces) - 1
+    while start > 0 and size + len(pieces[start - 1]) <= context - reserve:
+        start -= 1
+        size += len(pieces[start])
+    return start

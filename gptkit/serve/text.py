@@ -34,18 +34,27 @@ class StopText:
 
 
 class ChoiceText:
-    """One choice's tokens -> its text, stopping at the first stop string."""
+    """One choice's tokens -> its text, stopping at the first stop string. ``lstrip``: without the
+    whitespace it starts with (a chat reply: the space or newline a template's ``Assistant:`` cues)."""
 
-    def __init__(self, tokenizer: Tokenizer, stops: list[str]):
+    def __init__(self, tokenizer: Tokenizer, stops: list[str], lstrip: bool = False):
         self.decoder, self.stop = TextDecoder(tokenizer), StopText(stops)
+        self.started = not lstrip
 
     @property
     def stopped(self) -> bool:
         return self.stop.stopped
 
     def push(self, token: int) -> str:
-        return self.stop.push(self.decoder.push(token))
+        return self.start(self.stop.push(self.decoder.push(token)))
 
     def flush(self) -> str:
         """The text still held back once the choice ended without a stop string."""
-        return self.stop.push(self.decoder.flush()) + self.stop.flush()
+        return self.start(self.stop.push(self.decoder.flush()) + self.stop.flush())
+
+    def start(self, text: str) -> str:
+        """After the stop strings (a reply may stop at once), whitespace before the first text goes."""
+        if not self.started:
+            text = text.lstrip()
+            self.started = bool(text)
+        return text

@@ -126,6 +126,32 @@ def test_mmi_answers_with_the_sample_the_backward_model_ranks_best(client, model
     assert reply.choices[0].message.content.strip() == (ranked[0].text if ranked else finished[0].strip())
 
 
+def test_an_mmi_reply_counts_the_tokens_of_the_sample_it_chose_not_of_all(client, model_dirs):
+    """Sample i of the reranked three is the reply with seed 1 + i alone, which says its own usage."""
+    chat, messages = model_dirs["chat"], [{"role": "user", "content": "Where is the king?"}]
+    samples = {}
+    for seed in (1, 2, 3):
+        *chunks, last = client.chat.completions.create(model=chat, messages=messages, max_tokens=8, seed=seed,
+                                                       stream=True, stream_options={"include_usage": True})
+        samples["".join(c.choices[0].delta.content or "" for c in chunks)] = last.usage.completion_tokens
+    reply = client.chat.completions.create(model=chat, messages=messages, max_tokens=8, seed=1)
+    assert reply.usage.completion_tokens == samples[reply.choices[0].message.content]
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_a_chat_too_long_for_max_tokens_loses_old_turns_then_reply_room(client, server, model_dirs):
+    """The dialogue model's context is 64: the old turns go first, then the reply gets what remains
+    (a 400 only when no token remains)."""
+    chat, turn = model_dirs["chat"], "Good morrow, my lord. What news from the court?"  # 47 characters, 48 tokens
+    messages = [{"role": role, "content": turn} for role in ("user", "assistant", "user")]
+    reply = client.chat.completions.create(model=chat, messages=messages, max_tokens=30, seed=0)
+    assert reply.usage.prompt_tokens == 48 and reply.usage.completion_tokens <= 64 - 48
+    status, _, body = raw(server, "POST", "/v1/chat/completions", chat_body(chat, messages=[
+        {"role": "user", "content": turn * 2}]))
+    assert status == 400 and body["error"]["code"] == "context_length_exceeded"
+    assert body["error"]["message"].startswith("the latest message alone makes a prompt of 95 tokens")
+
+
 def test_logprobs_name_each_token_and_its_most_likely_alternatives(client, lm):
     choice = client.completions.create(model=lm, prompt=PROMPT, max_tokens=5, temperature=0, logprobs=2).choices[0]
     lp = choice.logprobs

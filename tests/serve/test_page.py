@@ -2,7 +2,9 @@
 
 A conversation in English and Chinese, a long reply stopped mid-stream (and cancelled on the server),
 a new conversation, a reload that restores both from localStorage, a phone-sized screen, and a server
-that wants an API key and fails requests. Every wait is on a condition in the page or the server,
+that wants an API key and fails requests. With a model of the demo's 128-token context: a conversation
+ten times longer, a failed turn that later ones leave out, and the heading and the MMI note following
+the model picked. Every wait is on a condition in the page or the server,
 never a fixed sleep. Without chromium these tests skip, except under CI=true, where they fail.
 
 GPTKIT_UPDATE_SCREENSHOT=1 rewrites docs/img/serve_chat.png (install a CJK font, e.g. Debian's
@@ -31,6 +33,9 @@ from tests.serve.conftest import Server
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "serve_chat.png"
 MODEL = "runs/chat"
 CONTEXT = 8192
+DEMO, DEMO_CONTEXT = "runs/demo", 128  # a plain language model with the demo's context (make demo)
+MMI = "runs/chat-mmi"
+TURN = "Good morrow, my lord! What news from the court, pray you?"  # 57 characters, as the newcomer's first
 LONG_REPLY = 8000  # tokens: tens of seconds to generate on a CPU, so Stop lands mid-stream
 VOCABULARY = string.ascii_letters + string.digits + " .,;:!?'-" + "你好今天气怎么样很我们去公园吧的是不了人有在这，。？！"
 ENGLISH = "Good morrow, my lord.\nWhat news?"  # typed with Shift+Enter between the lines
@@ -93,10 +98,15 @@ def pin_special_tokens_low(model, tokenizer: Tokenizer, logit: float = -40.0) ->
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """A directory holding runs/chat: a tiny untrained dialogue model over English and Chinese
-    characters whose replies never end by themselves."""
+    """A directory holding tiny untrained models over English and Chinese characters: runs/chat, a
+    dialogue model, and runs/demo, a plain language model with a short context, whose replies never
+    end by themselves; and runs/chat-mmi, a backward model for runs/chat."""
     root = tmp_path_factory.mktemp("serve_page")
     tokenizer = Tokenizer.char(VOCABULARY)
+    tiny_model(1, vocab_size=tokenizer.vocab_size, block_size=DEMO_CONTEXT).save_pretrained(root / MMI, tokenizer)
+    demo = tiny_model(2, vocab_size=tokenizer.vocab_size, block_size=DEMO_CONTEXT)
+    pin_special_tokens_low(demo, tokenizer)
+    demo.save_pretrained(root / DEMO, tokenizer)
     tokenizer.chat_template = DIALOGUE_TEMPLATE  # as `gptkit dialogue train` saves it
     model = tiny_model(vocab_size=tokenizer.vocab_size, block_size=CONTEXT)
     pin_special_tokens_low(model, tokenizer)
@@ -115,6 +125,14 @@ def wait_until_idle(server: Server, timeout: float = 60.0) -> None:
 @pytest.fixture(scope="module")
 def server(workdir) -> Iterator[Server]:
     server = Server("--model", MODEL, "--max-tokens", str(LONG_REPLY), cwd=workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_server(workdir) -> Iterator[Server]:
+    """runs/chat, reranked by runs/chat-mmi, and runs/demo."""
+    server = Server("--model", MODEL, "--model", DEMO, "--mmi-model", MMI, "--max-batch", "4", cwd=workdir)
     yield server
     server.stop()
 
@@ -173,6 +191,17 @@ def press_stop(page: Page, server: Server) -> None:
             f"could not press Stop: the reply is {reply.get_attribute('data-status')!r} with "
             f"{len(reply_text(page))} characters and the note {reply.locator('.meta').text_content()!r}; "
             f"the server said:\n{''.join(server.output[-30:])}") from error
+
+
+def pick_model(page: Page, model: str) -> None:
+    picker = page.get_by_label("Model", exact=True)
+    expect(picker.locator("option")).to_have_count(2)  # listed by /v1/models
+    picker.select_option(model)
+
+
+def sent_chat(page: Page):
+    """The chat request the page sends inside the ``with`` block (``.value`` once it is over)."""
+    return page.expect_request(lambda request: request.url.endswith("/v1/chat/completions"))
 
 
 def conversation_titles(page: Page) -> list[str]:
@@ -289,3 +318,68 @@ def test_api_key_and_errors(page: Page, workdir: Path):
         expect(last_reply(page)).not_to_contain_text("HTTP")  # an error chunk, not an error status
     finally:
         server.stop()
+
+
+def test_a_conversation_ten_times_longer_than_the_context_gets_every_reply(page: Page, demo_server: Server):
+    """Each turn alone and the default 64 reply tokens overflow the 128-token context: the server keeps
+    the latest turn and shortens the reply to what fits, and no reply starts with the template's space."""
+    page.goto(demo_server.url)
+    pick_model(page, DEMO)
+    for turn in range(1, 11):
+        text = f"{turn:02} {TURN}"
+        assert len(text) == 60
+        say(page, text)
+        expect(page.locator(".message.assistant")).to_have_count(turn)
+        expect(last_reply(page)).to_have_attribute("data-status", "length")
+        reply = reply_text(page)
+        assert 0 < len(reply) <= DEMO_CONTEXT - len(f"User: {text}\nAssistant:") and reply == reply.lstrip(), reply
+    assert len(page.locator(".message .text").all_text_contents()) == 20
+
+
+def test_a_failed_turn_is_left_out_of_the_next_request(page: Page, demo_server: Server):
+    page.goto(demo_server.url)
+    pick_model(page, DEMO)
+    say(page, TURN)
+    expect(last_reply(page)).to_have_attribute("data-status", "length")
+    first_reply = reply_text(page)
+
+    too_long = "Hark! " * 25  # 150 characters: no room for a reply in 128 tokens
+    say(page, too_long.strip())
+    expect(last_reply(page)).to_have_attribute("data-status", "error")
+    expect(last_reply(page)).to_contain_text("the latest message alone makes a prompt of")
+    expect(last_reply(page)).to_contain_text("(HTTP 400)")
+    expect(last_reply(page).locator(".meta")).to_contain_text("left out of what the model sees next")
+
+    with sent_chat(page) as sent:
+        say(page, "What news?")
+    expect(last_reply(page)).to_have_attribute("data-status", "length")
+    assert reply_text(page)
+    assert sent.value.post_data_json["messages"] == [
+        {"role": "user", "content": TURN}, {"role": "assistant", "content": first_reply},
+        {"role": "user", "content": "What news?"}]
+
+
+def test_the_heading_and_the_mmi_note_follow_the_model_picked(page: Page, demo_server: Server):
+    page.goto(demo_server.url)
+    heading, note = page.locator(".welcome strong"), page.locator("#model-note")
+    expect(page.get_by_label("Model", exact=True)).to_have_value(MODEL)
+    expect(heading).to_have_text(f"Start a conversation with {MODEL}")
+    expect(note).to_be_visible()  # runs/chat is reranked, but not on this page: it streams
+    expect(note).to_contain_text("--mmi-model")
+
+    pick_model(page, DEMO)
+    expect(heading).to_have_text(f"Start a conversation with {DEMO}")
+    expect(note).to_be_hidden()
+    with sent_chat(page) as sent:
+        say(page, "What news?")
+    assert sent.value.post_data_json["model"] == DEMO
+    expect(last_reply(page)).to_have_attribute("data-status", "length")
+
+    page.get_by_role("button", name="New conversation").click()
+    expect(heading).to_have_text(f"Start a conversation with {DEMO}")
+    pick_model(page, MODEL)
+    expect(heading).to_have_text(f"Start a conversation with {MODEL}")
+    expect(note).to_be_visible()
+    page.reload()  # the choice is kept (the page opens the conversation above, so no heading)
+    expect(page.get_by_label("Model", exact=True)).to_have_value(MODEL)
+    expect(note).to_be_visible()

@@ -2,7 +2,8 @@
 
 import pytest
 
-from gptkit.serve.text import StopText
+from gptkit.serve.text import ChoiceText, StopText
+from gptkit.tokenizer import Tokenizer
 
 
 @pytest.mark.parametrize(("pieces", "out"), [
@@ -13,6 +14,20 @@ from gptkit.serve.text import StopText
 def test_stop_strings_are_cut_exactly_across_pieces(pieces, out):
     stop = StopText(["END", "xy", "\nUser:"])
     assert [stop.push(p) for p in pieces] == out
+
+
+@pytest.mark.parametrize(("tokens", "reply"), [
+    (" \n Good do\n", "Good do\n"),  # the space or newline after the template's "Assistant:" goes
+    ("\nUser: no", ""),  # a reply that stops at once
+    ("  ", ""),
+])
+def test_a_chat_reply_starts_at_its_first_text(tokens, reply):
+    tokenizer = Tokenizer.char("GodUsern: \n")
+    choice = ChoiceText(tokenizer, ["\nUser:"], lstrip=True)
+    pieces = [choice.push(t) for t in tokenizer.encode(tokens)] + [choice.flush()]
+    assert "".join(pieces) == reply
+    completion = ChoiceText(tokenizer, [])  # a completion keeps every character
+    assert "".join([completion.push(t) for t in tokenizer.encode(tokens)] + [completion.flush()]) == tokens
 
 
 def test_text_never_holds_back_past_the_end():
