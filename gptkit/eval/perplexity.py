@@ -37,7 +37,7 @@ def perplexity(model: GPT, tokenizer: Tokenizer, text: str, stride: int | None =
     stream = ([tokenizer.eot_id] if tokenizer.eot_id is not None else []) + ids
     windows = sliding_windows(len(stream), block, stride, start=1)
     requests = [(stream[ctx:tgt], stream[tgt:end]) for ctx, tgt, end in windows]
-    scores = score(model, requests, batch_size=batch_size, progress=progress)
+    scores = score(model, requests, batch_size=batch_size, progress=progress, desc="perplexity")
     nll = -sum(s.logprob for s in scores)
     n_bytes, n_words = len(text.encode("utf-8")), len(text.split())
     n_scored = len(stream) - 1

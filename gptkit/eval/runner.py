@@ -86,7 +86,8 @@ def evaluate_task(model: GPT, tokenizer: Tokenizer, spec: TaskSpec, shots: list[
             log.info("%s K=%d: %.1f examples fitted on average in the context of %d tokens",
                      spec.name, k, mean_shots, model.config.block_size)
         scorer = {"choice": _choice, "last_word": _last_word, "generate": _generate}[spec.type]
-        metrics = scorer(model, tokenizer, builder, examples, prompts, batch_size, progress)
+        label = f"{spec.name} K={k}" if progress else None  # the progress bar's name, or no bar
+        metrics = scorer(model, tokenizer, builder, examples, prompts, batch_size, label)
         results[str(k)] = {"metrics": {m: metrics[m] for m in spec.metrics}, "mean_shots": mean_shots}
     return {"task": spec.name, "type": spec.type, "source": str(spec.source), "examples": len(examples),
             "settings": {"shots": shots, "seed": seed, "limit": limit, "context": model.config.block_size,
@@ -94,13 +95,13 @@ def evaluate_task(model: GPT, tokenizer: Tokenizer, spec: TaskSpec, shots: list[
             "results": results}
 
 
-def _choice(model, tokenizer, builder, examples, prompts, batch_size, progress) -> dict:
+def _choice(model, tokenizer, builder, examples, prompts, batch_size, label) -> dict:
     requests, owners = [], []
     for i, (ex, prompt) in enumerate(zip(examples, prompts)):
         for answer in builder.answers(ex):
             requests.append((prompt.ids, tokenizer.encode(answer)))
             owners.append((i, len(answer.encode("utf-8"))))
-    scores = score(model, requests, tokenizer.eot_id, batch_size, progress)
+    scores = score(model, requests, tokenizer.eot_id, batch_size, label is not None, label)
     per_example: list[list[tuple[float, float]]] = [[] for _ in examples]
     for (i, n_bytes), s in zip(owners, scores):
         per_example[i].append((s.logprob, s.logprob / n_bytes))
@@ -110,19 +111,19 @@ def _choice(model, tokenizer, builder, examples, prompts, batch_size, progress) 
     return {"acc": sum(acc) / len(acc), "acc_norm": sum(acc_norm) / len(acc_norm)}
 
 
-def _last_word(model, tokenizer, builder, examples, prompts, batch_size, progress) -> dict:
+def _last_word(model, tokenizer, builder, examples, prompts, batch_size, label) -> dict:
     requests = [(p.ids, tokenizer.encode(builder.answers(ex)[0])) for ex, p in zip(examples, prompts)]
-    scores = score(model, requests, tokenizer.eot_id, batch_size, progress)
+    scores = score(model, requests, tokenizer.eot_id, batch_size, label is not None, label)
     nll, n_tokens = -sum(s.logprob for s in scores), sum(s.n_tokens for s in scores)
     # Greedy decoding reproduces the whole word exactly when each of its tokens is the argmax.
     return {"acc": sum(s.greedy for s in scores) / len(scores), "ppl": math.exp(nll / n_tokens)}
 
 
-def _generate(model, tokenizer, builder, examples, prompts, batch_size, progress) -> dict:
+def _generate(model, tokenizer, builder, examples, prompts, batch_size, label) -> dict:
     spec = builder.spec
     cfg = SamplingConfig(max_new_tokens=spec.max_new_tokens, temperature=0)
     totals: dict[str, float] = {}
-    for start in tqdm(range(0, len(examples), batch_size), desc="generating", unit="batch", disable=not progress):
+    for start in tqdm(range(0, len(examples), batch_size), desc=label, unit="batch", disable=label is None):
         batch = prompts[start: start + batch_size]
         for ex, ids in zip(examples[start: start + batch_size], generate_ids(model, [p.ids for p in batch], cfg,
                                                                               tokenizer.eot_id)):

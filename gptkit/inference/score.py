@@ -40,15 +40,15 @@ def _window(context: list[int], continuation: list[int], block: int, bos: int | 
 
 @torch.inference_mode()
 def score(model: GPT, requests: list[tuple[list[int], list[int]]], bos_id: int | None = None,
-          batch_size: int = 16, progress: bool = False) -> list[Score]:
+          batch_size: int = 16, progress: bool = False, desc: str = "scoring") -> list[Score]:
     """Score each (context, continuation) pair; requests are sorted by length and batched with
-    right padding, and the results come back in the order given."""
+    right padding, and the results come back in the order given. ``desc`` labels the progress bar."""
     block = model.config.block_size
     device = model.wte.weight.device
     windows = [_window(ctx, cont, block, bos_id) for ctx, cont in requests]
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i][0]))
     results: list[Score | None] = [None] * len(windows)
-    for start in tqdm(range(0, len(order), batch_size), desc="scoring", unit="batch", disable=not progress):
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", disable=not progress):
         batch = order[start: start + batch_size]
         width = max(len(windows[i][0]) for i in batch) - 1
         x = torch.zeros(len(batch), width, dtype=torch.long)

@@ -95,6 +95,14 @@ def test_choice_accuracy_equals_hand_computation(char_model, tmp_path):
     assert result == {"acc": correct / 3, "acc_norm": correct_norm / 3}
 
 
+def test_progress_bars_are_named_after_the_task_and_shots(char_model, tmp_path, capsys):
+    model, tok = char_model
+    spec = write_task(tmp_path, {"type": "choice", "prompt": "{q}"}, CHOICE_ROWS)
+    evaluate_task(model, tok, spec, [0, 1], progress=True)
+    bars = capsys.readouterr().err
+    assert f"{spec.name} K=0" in bars and f"{spec.name} K=1" in bars and "scoring" not in bars
+
+
 def test_last_word_accuracy_and_perplexity_by_hand(char_model, tmp_path):
     model, tok = char_model
     rows = [{"context": "to be or not to", "answer": "be"}, {"context": "that is the", "answer": "question"}]
