@@ -124,6 +124,7 @@ class Trainer:
         self.metrics_path = self.out / "metrics.jsonl"
         self.step = 0
         self.stop_requested = False  # set by a subclass's evaluate() to stop early
+        self.time_before = 0.0  # seconds the run trained before this process resumed it
 
     # --- one step ---------------------------------------------------------------------------
 
@@ -267,17 +268,18 @@ class Trainer:
         if self.main:  # forget what the interrupted run logged after this checkpoint: those steps are redone
             kept = [r for r in read_metrics(self.metrics_path) if r["step"] <= self.step]
             write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+            self.time_before = kept[-1].get("time_s", 0.0) if kept else 0.0  # time_s goes on from there
 
     # --- the loop -----------------------------------------------------------------------------
 
     def _settle(self, records: list[dict], seconds: float) -> None:
         """Read the device values of ``records`` in one sync: losses averaged over ranks (the gradient
-        norm is the same on every rank), the rate, and the seconds since the loop began (spread over
-        the records evenly), for loss against wall-clock time."""
+        norm is the same on every rank), the rate, and the run's training seconds so far, across
+        resumes (spread over the records evenly), for loss against wall-clock time."""
         values = torch.stack([torch.stack([r["loss"], r["grad_norm"]]) for r in records])
         values = distributed.sum_over_ranks(values) / distributed.world_size()
         rate = sum(r.pop("tokens") for r in records) / seconds
-        now = time.perf_counter() - self.started
+        now = self.time_before + time.perf_counter() - self.started
         for i, (record, (loss, grad_norm)) in enumerate(zip(records, values.tolist())):
             time_s = now - seconds * (len(records) - 1 - i) / len(records)
             record.update(loss=loss, grad_norm=grad_norm, tokens_per_sec=rate, time_s=round(time_s, 3))

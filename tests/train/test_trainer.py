@@ -63,13 +63,15 @@ def test_resume_continues_the_same_run(char_data, tmp_path):
     # pretend the run died after its step-20 checkpoint (marking what it logged), then resume it
     (part / "latest").write_text("step-0000020\n")
     logged = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
-    (part / "metrics.jsonl").write_text("".join(json.dumps({**r, "before": True}) + "\n" for r in logged))
+    (part / "metrics.jsonl").write_text("".join(json.dumps({**r, "before": True, "time_s": 1000.0 + r["step"]}) + "\n"
+                                                for r in logged))
     pretrain(tiny_run(char_data, part, dropout=0.1, resume=True), progress=False)
     a = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
     b = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
     assert len(a) == len(b) == 30
     assert [r.get("before", False) for r in b] == [True] * 20 + [False] * 10  # resumed, not restarted
     assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) < 1e-5
+    assert all(r["time_s"] > 1020.0 for r in b[20:])  # the run's clock goes on from its last logged step
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(char_data, tmp_path):
