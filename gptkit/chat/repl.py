@@ -13,6 +13,7 @@ from gptkit.chat.bot import Chatbot
 
 HELP = "Type a message. /reset clears the history, /save FILE writes the transcript, /quit or Ctrl-D exits."
 USER, BOT = "you> ", "bot> "
+CLEAR_LINE = "\r\x1b[K"  # back to the start of the line, and erase it
 
 
 def line_reader() -> Callable[[str], str]:
@@ -100,14 +101,25 @@ class Repl:
 
     def respond(self, text: str) -> None:
         self.transcript.append(f"you: {' '.join(text.split())}")
-        self.say(BOT, end="")
+        waiting = self.waiting_sign()
+        self.say(BOT + waiting, end="")
         for piece in self.bot.reply(text):
+            if waiting:  # the reply is here: the sign gives way to it
+                self.say(CLEAR_LINE + BOT, end="")
+                waiting = ""
             self.say(piece, end="")
         self.say()
         self.transcript.append(f"bot: {self.bot.history[-1]}")
         if self.verbose:
             for h in self.bot.hypotheses:
                 self.say(f"    backward {h.backward:8.2f}  forward {h.forward:8.2f}  {h.text}")
+
+    def waiting_sign(self) -> str:
+        """With MMI nothing shows until every sample is ranked (seconds on a CPU): a terminal says why
+        meanwhile. A pipe gets no sign, to keep its transcript clean."""
+        if self.bot.backward is None or not self.out.isatty():
+            return ""
+        return f"(sampling and ranking {self.bot.cfg.num_hypotheses} replies...)"
 
     def save(self, name: str) -> None:
         if not name:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 import gptkit
-from gptkit.chat import Chatbot
+from gptkit.chat import Chatbot, ChatConfig
 from gptkit.chat.repl import Repl
+from gptkit.inference import SamplingConfig
 
 ROOT = Path(__file__).parents[2]
 
@@ -67,6 +68,33 @@ def test_ctrl_c_while_a_reply_streams_ends_the_session_cleanly(chat_models):
     out = io.StringIO()
     Repl(InterruptedMidReply(*gptkit.load(chat_models[0])), out=out, read=scripted(["Hello"])).run()
     assert out.getvalue().endswith("bot> Good\nbye\n")
+
+
+class TerminalOutput(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_mmi_shows_a_sign_on_a_terminal_while_it_ranks_then_the_reply_in_its_place(chat_models):
+    out, shown = TerminalOutput(), []
+
+    class Watched(Chatbot):
+        def reply(self, text):
+            shown.append(out.getvalue())  # what the terminal shows while the samples are drawn and ranked
+            yield from super().reply(text)
+
+    (forward, tokenizer), backward = (gptkit.load(run) for run in chat_models)
+    cfg = ChatConfig(SamplingConfig(max_new_tokens=8, seed=0), num_hypotheses=2)
+    bot = Watched(forward, tokenizer, cfg, backward)
+    Repl(bot, out=out, read=scripted(["Good morrow"])).run()
+    sign = "bot> (sampling and ranking 2 replies...)"
+    assert shown[0].endswith(sign)
+    reply = bot.hypotheses[0].text if bot.hypotheses else ""
+    assert f"{sign}\r\x1b[Kbot> {reply}\n" in out.getvalue()
+
+    piped = io.StringIO()
+    Repl(Chatbot(forward, tokenizer, cfg, backward), out=piped, read=scripted(["Good morrow"])).run()
+    assert "ranking" not in piped.getvalue() and "\x1b" not in piped.getvalue()
 
 
 # The prompt as a terminal shows it: prompt_toolkit draws the trailing space as a cursor movement.
