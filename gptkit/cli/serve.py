@@ -7,7 +7,21 @@ import click
 from gptkit.cli.generate import load_for_inference, precision_options
 from gptkit.cli.group import cli
 
+# What ``auto`` means here: the server loads models ``exact`` (see serve below), not as generate does.
+EXACT_HELP = {"dtype": "Model precision. auto: fp32, on every device.",
+              "quantize": "int8 weights (x86 CPU). auto: none, also on the CPU: int8 scales activations per batch, "
+                          "so a reply would depend on what else is decoded beside it."}
 
+
+def exact_precision_help(command: click.Command) -> click.Command:
+    """--dtype and --quantize as precision_options makes them, with help that says what auto does here."""
+    for param in command.params:
+        if param.name in EXACT_HELP:
+            param.help = EXACT_HELP[param.name]
+    return command
+
+
+@exact_precision_help
 @cli.command()
 @click.option("--model", "models", multiple=True, required=True,
               help="A model or run directory, or a cached name (gpt2); repeat to serve several. Requests name it as given.")
