@@ -76,6 +76,29 @@ def _holder(path: Path) -> str:
         return "another gptkit process"
 
 
+def _in_use(directory: Path) -> GptkitError:
+    return GptkitError(f"{directory} is in use by {_holder(directory / LOCK)}: wait for it to finish or stop it, "
+                       "or write to another --out")
+
+
+def check_free(directory: str | Path) -> None:
+    """Refuse at once when another process holds ``directory``: commands call this before their slow
+    start-up (loading PyTorch, a model), and take the lock itself (``owned``) when they write."""
+    directory = Path(directory)
+    if directory.resolve() in _owned:
+        return
+    try:
+        fd = os.open(directory / LOCK, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: two checks at once never refuse each other
+    except BlockingIOError:
+        raise _in_use(directory) from None
+    finally:
+        os.close(fd)
+
+
 def _lock(directory: Path) -> int:
     """The lock of ``directory``, held through the returned descriptor; refused at once if taken.
 
@@ -90,8 +113,7 @@ def _lock(directory: Path) -> int:
             os.close(fd)
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            raise GptkitError(f"{directory} is in use by {_holder(path)}: wait for it to finish or stop it, "
-                              "or write to another --out") from None
+            raise _in_use(directory) from None
         with contextlib.suppress(FileNotFoundError):
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 break
@@ -130,9 +152,11 @@ def owned(directory: str | Path) -> Iterator[Path]:
 
 
 def check_output(out: str | Path, kind: str, inputs: Iterable[str | Path | None] = ()) -> None:
-    """Refuse an ``out`` that holds a directory of another kind than the ``kind`` the command
-    writes, or that is, contains or lies inside one of its ``inputs`` (files, directories, globs)."""
+    """Refuse an ``out`` that another process holds, that holds a directory of another kind than the
+    ``kind`` the command writes, or that is, contains or lies inside one of its ``inputs`` (files,
+    directories, globs). Cheap: commands call it before their slow start-up."""
     out = Path(out).expanduser()
+    check_free(out)
     if out.exists() and not out.is_dir():
         raise GptkitError(f"--out {out} is a file, not a directory: give a directory to write into")
     found = kind_of(out)

@@ -16,12 +16,13 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default=None, help="Store the weights in this precision.")
 def convert(source, out, dtype) -> None:
     """Convert a published checkpoint (GPT-2, GPT-1, DialoGPT) to gptkit's format."""
+    from gptkit.run_dir import check_output, owned
+
+    check_output(out, "model", [source])  # a refusal comes before PyTorch loads
     import torch
 
     import gptkit
-    from gptkit.run_dir import check_output, owned
 
-    check_output(out, "model", [source])
     model, tokenizer = gptkit.load(source, dtype=getattr(torch, DTYPES[dtype]) if dtype else None)
     with owned(out):
         model.save_pretrained(out, tokenizer)
@@ -36,11 +37,12 @@ def convert(source, out, dtype) -> None:
 @click.option("--out", required=True, help="Directory to write.")
 def export(source, fmt, out) -> None:
     """Export a model for other libraries (transformers: AutoModelForCausalLM, AutoTokenizer, pipeline)."""
-    from gptkit.checkpoint import load
-    from gptkit.convert import export_hf
     from gptkit.run_dir import check_output, owned
 
-    check_output(out, "hf-model", [source])
+    check_output(out, "hf-model", [source])  # a refusal comes before PyTorch loads
+    from gptkit.checkpoint import load
+    from gptkit.convert import export_hf
+
     # A model saved without a tokenizer (model.save_pretrained(dir)) still exports its weights.
     model, tokenizer = load(source, require_tokenizer=False)
     with owned(out):
