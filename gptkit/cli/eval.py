@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gptkit.cli.generate import load_for_inference, precision_options
+from gptkit.cli.generate import exact_precision_options, load_for_inference
 from gptkit.cli.group import cli
 from gptkit.errors import GptkitError
 
@@ -43,7 +43,7 @@ def model_options(batch_size: int, out_help: str):
 @model_options(8, "Write the results as JSON.")
 @click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="A text file to score.")
 @click.option("--stride", type=click.IntRange(min=1), default=None, help="New tokens scored per window (default: half the context).")
-@precision_options
+@exact_precision_options
 def perplexity(model_dir, data_file, stride, batch_size, device, out, quiet, dtype, quantize) -> None:
     """Perplexity, bits per byte and word perplexity of a text file (sliding window)."""
     from gptkit.eval import perplexity as run
@@ -71,7 +71,7 @@ def perplexity(model_dir, data_file, stride, batch_size, device, out, quiet, dty
 @click.option("--shots", default="0", show_default=True, help="Comma-separated numbers of in-context examples, e.g. 0,1,8.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing the in-context examples.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N examples.")
-@precision_options
+@exact_precision_options
 def task(model_dir, tasks, shots, seed, limit, batch_size, device, out, quiet, dtype, quantize) -> None:
     """Zero- and few-shot evaluation on tasks described by data files."""
     from gptkit.eval import evaluate_task, load_task

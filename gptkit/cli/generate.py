@@ -9,12 +9,25 @@ import click
 from gptkit.cli.group import cli
 
 
-def precision_options(command):
-    """--dtype and --quantize: what every command that runs a model for inference takes."""
+def _precision_options(command, exact: bool):
+    """--dtype and --quantize, whose help says what ``auto`` picks (gptkit.inference.precision)."""
+    quantize, dtype = (("none, also on the CPU: results must not depend on int8's per-batch scales", "fp32 on every device")
+                       if exact else ("int8 on the CPU, none on GPUs", "bf16 on CUDA, fp32 on CPUs"))
     command = click.option("--quantize", type=click.Choice(["auto", "none", "int8"]), default="auto", show_default=True,
-                           help="int8 weights (x86 CPU). auto: int8 on the CPU, none on GPUs and for eval.")(command)
+                           help=f"int8 weights (x86 CPU). auto: {quantize}.")(command)
     return click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-                        help="Model precision. auto: bf16 on CUDA, fp32 on CPUs and for eval.")(command)
+                        help=f"Model precision. auto: {dtype}.")(command)
+
+
+def precision_options(command):
+    """What every command that runs a model for inference takes (``auto``: the fastest good precision)."""
+    return _precision_options(command, exact=False)
+
+
+def exact_precision_options(command):
+    """The same for commands whose outputs are results (eval) or must not depend on a batch (serve):
+    ``auto`` is plain fp32; pass them ``exact=True`` in load_for_inference."""
+    return _precision_options(command, exact=True)
 
 
 def load_for_inference(model_dir: str, device: str, dtype: str, quantize: str, exact: bool = False):

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import click
 
-from gptkit.cli.generate import load_for_inference, precision_options
+from gptkit.cli.generate import exact_precision_options, load_for_inference
 from gptkit.cli.group import cli
 
-# What ``auto`` means here: the server loads models ``exact`` (see serve below), not as generate does.
-EXACT_HELP = {"dtype": "Model precision. auto: fp32, on every device.",
-              "quantize": "int8 weights (x86 CPU). auto: none, also on the CPU: int8 scales activations per batch, "
-                          "so a reply would depend on what else is decoded beside it."}
 
-
-def exact_precision_help(command: click.Command) -> click.Command:
-    """--dtype and --quantize as precision_options makes them, with help that says what auto does here."""
-    for param in command.params:
-        if param.name in EXACT_HELP:
-            param.help = EXACT_HELP[param.name]
-    return command
-
-
-@exact_precision_help
 @cli.command()
 @click.option("--model", "models", multiple=True, required=True,
               help="A model or run directory, or a cached name (gpt2); repeat to serve several. Requests name it as given.")
@@ -44,7 +30,7 @@ def exact_precision_help(command: click.Command) -> click.Command:
 @click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               help="Seconds a request may generate.")
 @click.option("--device", default="auto", show_default=True)
-@precision_options
+@exact_precision_options
 def serve(models, host, port, api_key, cors_origins, mmi_model, num_hypotheses, chat_template, max_batch, max_queue,
           max_tokens, max_prompt_tokens, max_n, max_body_bytes, request_timeout, device, dtype, quantize) -> None:
     """Serve models over OpenAI's API (/v1/completions, /v1/chat/completions, /v1/models) with a chat page
