@@ -191,6 +191,18 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
 
+    def inputs(self) -> list[str]:
+        """What the run reads, which its --out must not overlap (gptkit.run_dir.check_output)."""
+        data = [self.data] if isinstance(self.data, str) else self.data or []
+        return [p for p in (self.init_from, *data) if p]
+
+    def check_out(self) -> None:
+        """Refuse at once, before PyTorch loads, an --out that another process writes, that holds
+        something other than a run, or that overlaps an input; the Trainer then holds it."""
+        from gptkit.run_dir import check_output
+
+        check_output(self.out, "run", self.inputs())
+
 
 @dataclass(kw_only=True)
 class FinetuneConfig(TrainConfig):

@@ -63,7 +63,7 @@ def train_dialogue(cfg: DialogueTrainConfig, progress: bool = True) -> DialogueR
     """Train; under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
     filters = filter_config(cfg)  # reads the blocklist: a missing file is an error before the run starts
-    with training_session(cfg, [cfg.init_from, cfg.data]) as device:
+    with training_session(cfg) as device:
         return _train_dialogue(cfg, filters, device, progress)
 
 

@@ -25,10 +25,11 @@ def dialogue() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dialogue_train(quiet, **flags) -> None:
     """Train a dialogue model on turns joined by end-of-text, the loss on the responses."""
+    cfg = DialogueTrainConfig.resolve(flags)
+    cfg.check_out()
     from gptkit.chat import train_dialogue
     from gptkit.train import distributed
 
-    cfg = DialogueTrainConfig.resolve(flags)
     result = train_dialogue(cfg, progress=not quiet)
     if not distributed.is_main():
         return

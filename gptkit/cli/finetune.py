@@ -20,10 +20,11 @@ from gptkit.train_config import FinetuneConfig
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def finetune(quiet, **flags) -> None:
     """Fine-tune a pretrained model on a labelled task (L3 = L2 + λ·L1)."""
+    cfg = FinetuneConfig.resolve(flags)
+    cfg.check_out()
     from gptkit.finetune import finetune as run
     from gptkit.train import distributed
 
-    cfg = FinetuneConfig.resolve(flags)
     report = run(cfg, progress=not quiet)
     if not distributed.is_main():
         return

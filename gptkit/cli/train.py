@@ -29,11 +29,12 @@ def training_options(cls: type = TrainConfig, fused_loss: bool = True):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def pretrain(config_file, quiet, **flags) -> None:
     """Pretrain with the language-model objective L1 (next-token cross-entropy)."""
+    cfg = TrainConfig.resolve(flags, config_file)
+    cfg.check_out()
     from gptkit.checkpoint import load_model
     from gptkit.train import distributed
     from gptkit.train import pretrain as run
 
-    cfg = TrainConfig.resolve(flags, config_file)
     result = run(cfg, progress=not quiet)
     if not distributed.is_main():
         return

@@ -145,7 +145,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
     """Fine-tune, write the best model and metrics.json to ``cfg.out``; returns the metrics report.
     Under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
-    with training_session(cfg, [cfg.init_from]) as device:
+    with training_session(cfg) as device:
         return _finetune(cfg, device, progress)
 
 

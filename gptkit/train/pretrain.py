@@ -61,8 +61,7 @@ def training_window(cfg: TrainConfig, model: GPT) -> int:
 def pretrain(cfg: TrainConfig, progress: bool = True) -> PretrainResult:
     """Train; under torchrun, as one process of the job (see gptkit.train.distributed)."""
     cfg.validate()
-    data = [cfg.data] if isinstance(cfg.data, str) else cfg.data or []
-    with training_session(cfg, [cfg.init_from, *data]) as device:
+    with training_session(cfg) as device:
         return _pretrain(cfg, device, progress)
 
 

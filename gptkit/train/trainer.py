@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -62,12 +62,12 @@ class Diverged(GptkitError):
 
 
 @contextlib.contextmanager
-def training_session(cfg: TrainConfig, inputs: Iterable[str | Path | None] = ()) -> Iterator[torch.device]:
+def training_session(cfg: TrainConfig) -> Iterator[torch.device]:
     """This process's device for a training command; under torchrun, inside the process group. Rank 0
     holds the run directory ``cfg.out`` throughout (gptkit.run_dir: one writer, and a run starts
     fresh, resumed or after the old one is moved aside); the other ranks start once it does."""
     with distributed.session(cfg.device) as device:
-        owner = (run_dir.training_run(cfg.out, cfg.resume, cfg.overwrite, inputs) if distributed.is_main()
+        owner = (run_dir.training_run(cfg.out, cfg.resume, cfg.overwrite, cfg.inputs()) if distributed.is_main()
                  else contextlib.nullcontext())
         with owner:
             distributed.barrier()

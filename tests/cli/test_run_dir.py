@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,17 @@ def test_an_output_over_an_input_or_another_kind_is_refused(case, model, run, ch
     line = error_line(gptkit(*args, cwd=tmp_path))
     assert "--out" in line and ("overlaps the input" in line or "holds " in line), line
     assert snapshot(kept) == before
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "dialogue train", "export", "convert"])
+def test_the_refusal_comes_before_pytorch_loads(command, model, hf, tmp_path):
+    # Refused at once (a fraction of a second), not after seconds of importing PyTorch and loading a model.
+    out = tmp_path / "out"
+    args = [str(out) if a == "OUT" else a for a in WRITERS[command](model, hf, tmp_path)]
+    code = ("import sys\nfrom gptkit.cli.main import cli\n"
+            f"try:\n    cli({args!r})\nexcept SystemExit as e:\n    assert e.code == 2, e.code\n"
+            "assert 'torch' not in sys.modules, 'PyTorch was loaded before the refusal'\n")
+    with owned(out):
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"is in use by pid {os.getpid()}" in done.stderr
