@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 
 from gptkit.errors import GptkitError
+from gptkit.train_config import Precision
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = get_args(Precision)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -21,8 +21,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from gptkit.config import FIELD_TYPES
 from gptkit.errors import GptkitError
-from gptkit.run_dir import TRAIN_CONFIG
+from gptkit.io import read_json, read_text
+from gptkit.run_dir import TRAIN_CONFIG, check_output
 
 Parallel = Literal["ddp", "fsdp"]  # how a torchrun job splits the work: replicas (DDP) or shards (FSDP2)
 # torch.compile's modes; reduce-overhead replays the step as CUDA graphs (small models are launch-bound)
@@ -103,8 +105,6 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Every number in range before anything runs: a bad flag is one line, never a hang or a nan."""
-        from gptkit.config import FIELD_TYPES  # loads PyTorch (through gptkit.io): not at import
-
         for name, low, kind in LIMITS:
             value = getattr(self, name)
             if value is None and name in OPTIONAL:
@@ -144,8 +144,6 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> dict:
         """The keys of a YAML or TOML config file, checked against the config's fields."""
-        from gptkit.io import read_text
-
         path = Path(path)
         if not path.is_file():
             raise GptkitError(f"config file {path} not found")
@@ -167,8 +165,6 @@ class TrainConfig:
     def resolve(cls, flags: dict, config_file: str | Path | None = None) -> TrainConfig:
         """What a command runs: the saved config of the run in ``out`` (with ``resume``), then the
         config file's keys, then the flags that were given (None means not given)."""
-        from gptkit.io import read_json
-
         keys: dict = {}
         fields = dataclasses.fields(cls)
         out = flags.get("out") or next(f.default for f in fields if f.name == "out")
@@ -199,8 +195,6 @@ class TrainConfig:
     def check_out(self) -> None:
         """Refuse at once, before PyTorch loads, an --out that another process writes, that holds
         something other than a run, or that overlaps an input; the Trainer then holds it."""
-        from gptkit.run_dir import check_output
-
         check_output(self.out, "run", self.inputs())
 
 

@@ -13,13 +13,14 @@ from gptkit.data.batches import EpochBatches, pad
 from gptkit.errors import GptkitError
 from gptkit.model.loss import IGNORE_INDEX
 from gptkit.tokenizer import Tokenizer
+from gptkit.train_config import DialogueTrainConfig
 
 Example = tuple[list[int], list[int]]  # input ids, next-token labels
 
 
 @dataclass
 class ExampleConfig:
-    max_history: int = 2  # turns of history before each response
+    max_history: int = DialogueTrainConfig.max_history  # turns of history before each response
     loss_on_all_turns: bool = False  # DialoGPT's default is the response only
     reverse: bool = False  # the backward (MMI) model: P(source | response)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gptkit.errors import GptkitError
+from gptkit.train_config import DialogueTrainConfig
 
 # The 50 most common English words (Oxford English Corpus). A response with none of them is
 # usually not a sentence: a name, a number, a list, a fragment.
@@ -33,7 +34,7 @@ class FilterConfig:
     repeated_words: bool = True  # a word three times in a row in the target
     common_words: bool = True  # a target with none of the 50 most common English words
     brackets: bool = True  # "[" or "]" in the target (markup, stage directions)
-    max_words: int | None = 200  # source + target longer than this
+    max_words: int | None = DialogueTrainConfig.max_words  # source + target longer than this
     blocklist: frozenset[str] = frozenset()  # offensive words, in the source or the target
     max_response_count: int | None = None  # responses seen more often than this in the corpus
 

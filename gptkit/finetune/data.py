@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -20,10 +21,11 @@ from gptkit.data.batches import EpochBatches, pad
 from gptkit.data.documents import expect, iter_jsonl, repeats, text_lines
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
+from gptkit.train_config import Task
 
 log = logging.getLogger("gptkit")
 
-TASKS = ("classify", "entail", "similarity", "choice")
+TASKS = get_args(Task)  # GPT-1's four input transformations
 # The columns each task reads: the text fields in input order, then the target.
 COLUMNS = {
     "classify": ("text",),
