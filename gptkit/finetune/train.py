@@ -34,9 +34,8 @@ from gptkit.io import write_text
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 from gptkit.train import distributed
-from gptkit.train.config import TrainConfig
 from gptkit.train.trainer import Batch, Trainer, training_session
-from gptkit.train_config import FinetuneConfig
+from gptkit.train_config import FinetuneConfig, TrainConfig
 
 
 def task_loss(scores: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:

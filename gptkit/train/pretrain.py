@@ -21,8 +21,8 @@ from gptkit.data import (
 from gptkit.errors import GptkitError
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
-from gptkit.train.config import TrainConfig
 from gptkit.train.trainer import Trainer, training_session
+from gptkit.train_config import TrainConfig
 
 
 @dataclass

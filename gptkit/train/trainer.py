@@ -40,7 +40,6 @@ from gptkit.model import GPT, lm_loss
 from gptkit.model.gpt import WEIGHTS_NAME, check_state_dict
 from gptkit.run_dir import TRAIN_CONFIG
 from gptkit.tensor_io import load_tensors
-from gptkit.train.config import TrainConfig
 from gptkit.train.optim import (
     lr_at,
     make_optimizer,
@@ -49,6 +48,7 @@ from gptkit.train.optim import (
     optimizer_to_tensors,
 )
 from gptkit.train.plot import plot_losses, read_metrics
+from gptkit.train_config import TrainConfig
 
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[[GPT, Batch], torch.Tensor]
