@@ -75,8 +75,8 @@ SHRINK = {
     ("prepare",): ("--quiet",),
 }
 CHAT_INPUT = "Good morrow, my lord."  # one turn, then end of input: the chat says bye
-# ```python blocks of documents this test cannot mark `# needs:` itself, and what they need
-PYTHON_NEEDS = {("docs/serving.md", "from openai import OpenAI"): "a running `gptkit serve`"}
+# (document, first line) of ```python blocks that need what the reader brings but carry no `# needs:` line
+PYTHON_NEEDS = {("docs/serving.md", "from openai import OpenAI")}  # a running `gptkit serve`
 SKIPPED = {"make", "pip", "hf"}  # the reader's set-up: installs and downloads
 BOUND_S = 300  # one document's script, generous for a loaded machine
 FENCE = re.compile(r"\s*```(\w*)")
@@ -247,7 +247,7 @@ def runs(example: Example) -> bool:
 
 def python_runs(block: PythonBlock, doc: str) -> bool:
     """A block that needs what the reader brings is only compiled."""
-    needs = "# needs:" in block.code or any(d == doc and block.code.startswith(first) for d, first in PYTHON_NEEDS)
+    needs = "# needs:" in block.code or (doc, block.code.split("\n", 1)[0]) in PYTHON_NEEDS
     if needs:
         compile(block.code, block.where, "exec")
     return not needs
