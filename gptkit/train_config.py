@@ -207,8 +207,10 @@ class FinetuneConfig(TrainConfig):
     """
 
     task: Task = knob(help="The task's input transformation and head (see docs/finetuning.md).")
-    train: str = knob(help="Labelled .jsonl, .csv or .tsv file (see docs/finetuning.md).")
-    valid: str = knob(help="Validation file, same columns: metrics and early stopping.")
+    train: str = knob(help="Labelled .jsonl, .csv or .tsv file (see docs/finetuning.md), or a bundled set by name: "
+                           "play, reply, speaker, nextline.")
+    valid: str = knob(help="Validation file, same columns: metrics and early stopping (a bundled set's name: its "
+                           "validation split).")
     init_from: str = knob(help="The pretrained model (a model or run directory).", flag="--model")
     out: str = knob(help="Directory for the best model, metrics.json and the training log.")
     lm_coef: float = knob(0.5, "λ, weight of the auxiliary LM loss.")

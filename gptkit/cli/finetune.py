@@ -37,7 +37,9 @@ def finetune(quiet, **flags) -> None:
 
 @cli.command()
 @click.option("--model", "model_dir", required=True, help="A directory written by `gptkit finetune`.")
-@click.option("--input", "input_file", required=True, help=".jsonl, .csv or .tsv with the task's columns (labels not needed).")
+@click.option("--input", "input_file", required=True,
+              help=".jsonl, .csv or .tsv with the task's columns (labels not needed), or a bundled set's name "
+                   "(play, reply, speaker, nextline: its test split).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -49,9 +51,10 @@ def predict(model_dir, input_file, batch_size, device, quiet) -> None:
     from gptkit.device import resolve_device
     from gptkit.finetune import load_task_model, read_examples
     from gptkit.finetune import predict as run
+    from gptkit.finetune.tasks import task_file
 
     model, tokenizer = load_task_model(model_dir, resolve_device(device))
-    examples = read_examples(input_file, model.labels.task, labelled=False)
+    examples = read_examples(task_file(input_file, "test"), model.labels.task, labelled=False)
     results = []
     with tqdm(total=len(examples), desc="predicting", unit="example", disable=quiet, dynamic_ncols=True) as bar:
         for i in range(0, len(examples), batch_size):  # each example's output is its own: batches are independent

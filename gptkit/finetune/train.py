@@ -30,6 +30,7 @@ from gptkit.finetune.data import (
 )
 from gptkit.finetune.metrics import task_metrics
 from gptkit.finetune.model import TaskModel, grow_vocabulary
+from gptkit.finetune.tasks import task_file
 from gptkit.io import write_text
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
@@ -150,7 +151,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict:
 
 def _finetune(cfg: FinetuneConfig, device: torch.device, progress: bool) -> dict:
     torch.manual_seed(cfg.seed)
-    train_ex, valid_ex = read_examples(cfg.train, cfg.task), read_examples(cfg.valid, cfg.task, scored=True)
+    train_ex = read_examples(task_file(cfg.train, "train"), cfg.task)
+    valid_ex = read_examples(task_file(cfg.valid, "valid"), cfg.task, scored=True)
     if len(valid_ex[0].seconds) != len(train_ex[0].seconds):
         raise GptkitError(f"{valid_ex[0].where}: {len(valid_ex[0].seconds)} choices, but the training file has "
                           f"{len(train_ex[0].seconds)}")

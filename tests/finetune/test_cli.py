@@ -1,5 +1,6 @@
 """Each task type end to end through `gptkit finetune` and `gptkit predict`, and the errors users see."""
 
+import gzip
 import json
 
 import pytest
@@ -149,3 +150,22 @@ def test_resume_without_a_run_or_a_required_flag_is_one_line(tmp_path):
     assert_clean_error(run("finetune", "--out", tmp_path, "--resume", "--quiet"), "holds no run to resume")
     assert_clean_error(run("finetune", "--out", tmp_path, "--task", "classify", "--quiet"),
                        "missing --model, --train, --valid")
+
+
+def test_bundled_sets_are_named_as_the_bundled_corpus_is(base_model, tmp_path, monkeypatch):
+    # --train play / --valid play / --input play: the bundled set's train, valid and test splits.
+    from gptkit.finetune.tasks import bundled_task, task_file
+
+    assert [task_file("play", s) for s in ("train", "valid", "test")] == [bundled_task("play", s) for s in
+                                                                          ("train", "valid", "test")]
+    (tmp_path / "play").write_text("")  # a file of that name is the user's, and wins
+    monkeypatch.chdir(tmp_path)
+    assert task_file("play", "train") == tmp_path.joinpath("play").relative_to(tmp_path)
+    monkeypatch.chdir(base_model.parent)
+    result = run("finetune", "--model", base_model, "--task", "classify", "--train", "play", "--valid", "play",
+                 "--out", tmp_path / "ft", "--max-steps", "1", "--batch-size", "4", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "ft" / "train_config.json").read_text())["train"] == "play"
+    predicted = run("predict", "--model", tmp_path / "ft", "--input", "play", "--quiet")
+    with gzip.open(bundled_task("play", "test")) as f:
+        assert len(predicted.stdout.splitlines()) == len(f.readlines())

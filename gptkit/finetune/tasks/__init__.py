@@ -17,3 +17,11 @@ def bundled_task(name: str, split: str) -> Path:
     if name not in BUNDLED or split not in SPLITS:
         raise GptkitError(f"no bundled set {name}/{split}; sets: {', '.join(BUNDLED)}; splits: {', '.join(SPLITS)}")
     return Path(str(resources.files("gptkit.finetune.tasks") / f"{name}_{split}.jsonl.gz"))
+
+
+def task_file(spec: str | Path, split: str) -> Path:
+    """What --train, --valid or --input names: a file, or a bundled set by name ("play") for that split,
+    as --data shakespeare names the bundled corpus."""
+    if str(spec) in BUNDLED and not Path(spec).exists():
+        return bundled_task(str(spec), split)
+    return Path(spec)
