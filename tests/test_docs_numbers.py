@@ -1,0 +1,130 @@
+"""Every measured figure in the docs' results tables, and each measured time or loss quoted beside a
+command, is in the file of benchmarks/results/ it comes from (issue 23): docs/benchmarks.md promises
+that no number is typed in by hand, and a figure without its file cannot be checked or rerun.
+
+A figure is found when some number of the file, rounded to the figure's decimals, equals it; as
+printed, as a percentage (x 100) or in seconds from milliseconds (/ 1000). Columns computed from the
+others (ratios) or not measured (chance levels) are named per table and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+FIGURE = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+SCALES = (1, 100, 0.001)  # as printed, a percentage, milliseconds shown as seconds
+
+
+@dataclass
+class Table:
+    doc: str
+    header: str  # the start of the table's first line
+    files: tuple[str, ...]
+    skip: set[str] = field(default_factory=set)  # columns not measured: derived, or the setting of a row
+
+
+TABLES = [
+    Table("docs/benchmarks.md", "| machine | preset | precision", ("train_h200.jsonl", "train_cpu.jsonl"),
+          {"machine", "preset"}),
+    Table("docs/benchmarks.md", "| round | nanoGPT", ("train_vs_nanogpt_cpu.jsonl",), {"round", "gptkit / nanoGPT"}),
+    Table("docs/benchmarks.md", "| machine | rows (batch x context) | plain", ("loss_cpu.jsonl",), {"machine"}),
+    Table("docs/benchmarks.md", "| model | batch | system | new tok/s", ("decode_cpu.json",),
+          {"model", "x transformers"}),
+    Table("docs/benchmarks.md", "| concurrent streams |", ("serve_load_cpu.json",), {"serve / generate"}),
+    Table("docs/generation.md", "| precision | perplexity | change", ("precision_perplexity_cpu.json",)),
+    Table("docs/evaluation.md", "| task | metric | value | chance", ("eval_default_cpu.json",), {"chance"}),
+    Table("docs/data.md", "| run | MB/s | ratio", ("prepare_throughput_cpu.json",)),
+    Table("docs/data.md", "| run | tiktoken, 2 threads", ("prepare_throughput_cpu.json",), {"run"}),
+    Table("docs/checkpoints.md", "| loader | weights in memory", ("load_memory_cpu.jsonl",)),
+    Table("docs/finetuning.md", "| set (task) | run | test accuracy", ("finetune_shakespeare_h200.json",),
+          {"run"}),
+]
+
+# Measured figures quoted in prose: (document, the words that hold the figure, its file, the figure)
+PROSE = [
+    ("README.md", "25,316 characters a second", "train_cpu.jsonl", "25,316"),
+    ("README.md", "validation loss of 1.681", "precision_perplexity_cpu.json", "1.681"),
+    ("README.md", "against 3.359 for a unigram model", "docs_commands_cpu.json", "3.359"),
+    ("README.md", "(0.55 s a step", "docs_commands_cpu.json", "0.55"),
+    ("docs/benchmarks.md", "its steps take about 4 minutes", "train_cpu.jsonl", "25,316"),
+    ("docs/benchmarks.md", "baseline of 3.359", "docs_commands_cpu.json", "3.359"),
+    ("docs/benchmarks.md", "(5.2903 against 5.3172", "precision_perplexity_cpu.json", "5.3172"),
+    ("docs/finetuning.md", "a step took 0.48 s for classify", "docs_commands_cpu.json", "0.48"),
+    ("docs/finetuning.md", "4.74 s for choice", "docs_commands_cpu.json", "4.74"),
+    ("docs/evaluation.md", "5.78 per character, 2.531 bits per byte", "perplexity_default_cpu.json", "2.531"),
+]
+# Times beside commands, from a measured rate: (document, the words, minutes, the steps x seconds a step)
+TIMES = [
+    ("README.md", "about 4 min of training on 2 CPU cores", 4, 1500 * 32 * 128 / 25_316),
+    ("README.md", "700 steps each, about 6.5 min", 6.5, 700 * 0.55),
+    ("docs/finetuning.md", "so up to 5 and 50 minutes", 5, 10 * 63 * 0.48),
+    ("docs/finetuning.md", "so up to 5 and 50 minutes", 50, 10 * 63 * 4.74),
+]
+
+
+def table(doc: str, header: str) -> list[list[str]]:
+    """The rows of the table whose first line starts with header, header row first, cells stripped."""
+    lines = (REPO / doc).read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(header)), None)
+    assert start is not None, f"{doc}: no table starting {header!r}"
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        if not set(line) <= set("|-: "):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def numbers(*files: str) -> list[float]:
+    return [float(n) for name in files for n in NUMBER.findall((RESULTS / name).read_text(encoding="utf-8"))]
+
+
+def found(figure: str, source: list[float]) -> bool:
+    decimals = len(figure.split(".")[1]) if "." in figure else 0
+    value = float(figure.replace(",", "").lstrip("+"))
+    return any(round(n * scale, decimals) == value for n in source for scale in SCALES)
+
+
+@pytest.mark.parametrize("spec", TABLES, ids=[f"{t.doc}:{t.header[2:30]}" for t in TABLES])
+def test_every_figure_of_a_results_table_is_in_its_file(spec):
+    header, *rows = table(spec.doc, spec.header)
+    source = numbers(*spec.files)
+    missing = [f"{row[0]} / {column}: {figure}" for row in rows for column, cell in zip(header, row)
+               if column not in spec.skip for figure in FIGURE.findall(cell) if not found(figure, source)]
+    assert not missing, f"{spec.doc}: figures not in {', '.join(spec.files)}: {missing}"
+
+
+def prose(doc: str) -> str:
+    return " ".join((REPO / doc).read_text(encoding="utf-8").split())
+
+
+@pytest.mark.parametrize("doc, words, file, figure", PROSE, ids=[p[1] for p in PROSE])
+def test_a_measured_figure_in_prose_is_in_its_file(doc, words, file, figure):
+    assert words in prose(doc) and file in prose(doc), f"{doc} no longer says {words!r} citing {file}"
+    assert found(figure, numbers(file)), f"{figure} is not in {file}"
+
+
+@pytest.mark.parametrize("doc, words, minutes, seconds", TIMES, ids=[f"{t[1]} ({t[2]})" for t in TIMES])
+def test_a_time_beside_a_command_follows_from_its_measured_rate(doc, words, minutes, seconds):
+    assert words in prose(doc)
+    assert abs(seconds / 60 - minutes) <= 0.1 * minutes, f"{seconds / 60:.1f} min, not about {minutes}"
+
+
+def test_the_finetuning_benchmark_took_the_seconds_its_doc_gives():
+    rows = json.loads((RESULTS / "finetune_shakespeare_h200.json").read_text(encoding="utf-8"))["rows"]
+    assert "12 runs, 86.4 s in all on an H200" in prose("docs/finetuning.md")
+    assert (len(rows), round(sum(row["seconds"] for row in rows), 1)) == (12, 86.4)
+
+
+def test_a_figure_not_in_the_file_is_caught():
+    assert found("25,316", numbers("train_cpu.jsonl")) and found("10.9", [0.109])
+    assert not found("25,317", numbers("train_cpu.jsonl"))
