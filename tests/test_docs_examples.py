@@ -14,16 +14,20 @@ under `set -e`; before each it echoes `### document:line`, which names the line 
 ```yaml block whose first line is `# NAME.yaml` is written to NAME.yaml first. What the harness
 changes, all defined in the script before the document's lines:
 
-- `gptkit` is a bash function. It fails as bash would (status 127) unless PATH finds `gptkit` in
-  the venv, then runs the entry point (`gptkit.cli.main:main`) with the flags of SHRINK for its
-  subcommand appended, in a process forked from a server that has imported PyTorch and gptkit once
-  (each command keeps its own stdin, stdout, stderr, directory, environment and exit status; forty
-  commands would otherwise spend three minutes importing torch) (click keeps the last value of a repeated option, so they override the
-  document's own: fewer steps, smaller batches, training windows of 8 tokens, only short dialogues,
-  `--limit 2`, 5 new tokens; never a model's shape); `gptkit chat` reads CHAT_INPUT on stdin.
+- `gptkit` is a bash function. Unless PATH finds `gptkit` in the venv it fails as bash would
+  (status 127); else it appends the flags of SHRINK for the subcommand (click keeps the last value
+  of a repeated option, so they override the document's own: fewer steps, smaller batches, training
+  windows of 8 tokens, only short dialogues, `--limit 2`, 5 new tokens; never a model's shape) and
+  runs the entry point, `gptkit.cli.main:main`, in a process forked from a server that imported
+  PyTorch and gptkit once: each command keeps its own stdin, stdout, stderr, directory, environment
+  and exit status, and fifty commands do not spend minutes importing torch. `gptkit chat` reads
+  CHAT_INPUT on stdin.
 - `timeout ... gptkit ...` (a run the document interrupts) lets it finish; `torchrun ... -m gptkit
   ...` runs the same command as one process.
 - OMP_NUM_THREADS=1 (tests/conftest.py): the models are tiny, and two documents run at once.
+
+Python blocks and `python -c` / `python -` lines run as the reader's do: a fresh `python`, the
+venv's once activated, in the same directory.
 
 Not run, only checked in the test's process:
 
@@ -50,7 +54,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,14 +358,19 @@ def run_command(conn: socket.socket) -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Path]:
+def server(tmp_path_factory) -> Iterator[Callable[[], Path]]:
+    """Starts the command server; calling the result waits until it listens (the demo trains meanwhile)."""
     path = tmp_path_factory.mktemp("server") / "gptkit.sock"
     proc = subprocess.Popen([sys.executable, __file__, str(path)], start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert path.exists(), "the gptkit command server did not start"
-    yield path
+
+    def listening() -> Path:
+        deadline = time.monotonic() + 120
+        while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert path.exists(), "the gptkit command server did not start"
+        return path
+
+    yield listening
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
@@ -377,19 +386,19 @@ def demo_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def started(request, tmp_path_factory, demo_run, server) -> Iterator[dict[str, Future]]:
+def started(request, tmp_path_factory, server, demo_run) -> Iterator[dict[str, Future]]:
     """Every selected document's script, started at once, two at a time (each is a chain of
     processes that mostly import torch; two documents keep both cores busy)."""
     selected = [item.callspec.params["doc"] for item in request.session.items
                 if getattr(item, "originalname", "") == "test_shell_examples_run_as_written"]
-    root = tmp_path_factory.mktemp("docs")
+    root, listening = tmp_path_factory.mktemp("docs"), server()
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {}
         for n, doc in enumerate(selected):
             cwd = checkout(root / str(n), demo_run)
             for name, text in example_files(doc).items():
                 (cwd / name).write_text(text, encoding="utf-8")
-            futures[doc] = pool.submit(lambda doc, cwd: run_script(script(doc, server), cwd), doc, cwd)
+            futures[doc] = pool.submit(lambda doc, cwd: run_script(script(doc, listening), cwd), doc, cwd)
         yield futures
 
 
