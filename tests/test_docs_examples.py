@@ -323,10 +323,14 @@ def serve(path: str) -> None:
     os.rename(path + ".tmp", path)  # the socket appears once it accepts
     while True:
         conn, _ = server.accept()
-        if os.fork() == 0:
-            server.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os._exit(run_command(conn))
+        if os.fork() == 0:  # the child never returns to this loop, whatever fails in it
+            status = 1
+            try:
+                server.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                status = run_command(conn)
+            finally:
+                os._exit(status)
         conn.close()
 
 
