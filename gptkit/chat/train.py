@@ -12,8 +12,9 @@ from gptkit.chat.data import Dialogue, read_dialogues
 from gptkit.chat.examples import DIALOGUE_TEMPLATE, ExampleConfig, build_examples, dialogue_batches, dialogue_pairs
 from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
 from gptkit.checkpoint import load_tokenizer
+from gptkit.data.vocab import tokenizer_from_spec
 from gptkit.errors import GptkitError
-from gptkit.tokenizer import Tokenizer, tokenizer_from_spec
+from gptkit.tokenizer import Tokenizer
 from gptkit.train.pretrain import build_model, training_window
 from gptkit.train.trainer import Trainer, training_session
 from gptkit.train_config import DialogueTrainConfig, TrainConfig

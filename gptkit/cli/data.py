@@ -31,8 +31,7 @@ def prepare(inputs, tokenizer, out, val_fraction, workers, shard_tokens, seed, t
     import time
 
     from gptkit.data.prepare import check_settings, prepare_files, prepare_shakespeare, read_meta, summary
-    from gptkit.data.vocab import corpus_characters
-    from gptkit.tokenizer import tokenizer_from_spec
+    from gptkit.data.vocab import corpus_characters, tokenizer_from_spec
 
     workers = (os.cpu_count() or 1) if workers is None else workers
     check_settings(workers, shard_tokens, val_fraction, part)
@@ -78,7 +77,7 @@ def tokenizer_train(inputs, vocab_size, min_frequency, text_field, out) -> None:
 @click.argument("text")
 def tokenizer_encode(spec, text) -> None:
     """Show the token ids and pieces of TEXT."""
-    from gptkit.tokenizer import tokenizer_from_spec
+    from gptkit.data.vocab import tokenizer_from_spec
 
     tok = tokenizer_from_spec(spec, [text])
     ids = tok.encode(text)

@@ -31,10 +31,11 @@ from gptkit.data.encoders import Encode, make_encoder, saved_files, tokenizer_di
 from gptkit.data.plan import check_val_fraction, parse_part, plan_inputs, resume_key
 from gptkit.data.segments import segments
 from gptkit.data.shards import ShardWriter, shard_sha256, token_dtype
+from gptkit.data.vocab import tokenizer_from_spec
 from gptkit.errors import GptkitError
 from gptkit.io import atomic_path, read_json, write_text
 from gptkit.run_dir import check_output, owned
-from gptkit.tokenizer import EOT, Tokenizer, tokenizer_from_spec
+from gptkit.tokenizer import EOT, Tokenizer
 
 META_NAME = "meta.json"
 STATE_NAME = ".prepare-state.json"

@@ -1,12 +1,14 @@
-"""Vocabularies learned from the user's files: a byte-level BPE, or the characters of a corpus.
+"""Vocabularies learned from the user's files: a byte-level BPE, or the characters of a corpus;
+and the tokenizer a --tokenizer flag names.
 
 Both stream the text, so a corpus of any size trains a tokenizer in bounded memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import chain
+from pathlib import Path
 
 from gptkit.data.documents import input_files, read_documents
 from gptkit.data.segments import segments
@@ -49,3 +51,17 @@ def corpus_characters(inputs: list[str], text_field: str = "text") -> str:
     for text in _nonempty(iter_texts(inputs, text_field)):
         chars.update(text)
     return "".join(sorted(chars))
+
+
+def tokenizer_from_spec(spec: str, texts: Iterable[str] = ()) -> Tokenizer:
+    """"char" (a vocabulary of the characters of ``texts``), "gpt2", or a directory holding a
+    tokenizer (a tokenizer, model or run directory, read by gptkit.checkpoint)."""
+    if spec == "char":
+        return Tokenizer.char("".join(texts))
+    if spec == "gpt2":
+        return Tokenizer.gpt2()
+    if Path(spec).expanduser().is_dir():
+        from gptkit.checkpoint import load_tokenizer  # a model or run directory: PyTorch's world
+
+        return load_tokenizer(spec)
+    raise GptkitError(f"unknown tokenizer {spec!r}: use char, gpt2 or a directory with tokenizer files")

@@ -4,6 +4,5 @@ from gptkit.tokenizer.base import EOT, Tokenizer
 from gptkit.tokenizer.bpe import ByteLevelBPETokenizer
 from gptkit.tokenizer.char import CharTokenizer
 from gptkit.tokenizer.gpt1 import GPT1BPETokenizer
-from gptkit.tokenizer.spec import tokenizer_from_spec
 
-__all__ = ["EOT", "ByteLevelBPETokenizer", "CharTokenizer", "GPT1BPETokenizer", "Tokenizer", "tokenizer_from_spec"]
+__all__ = ["EOT", "ByteLevelBPETokenizer", "CharTokenizer", "GPT1BPETokenizer", "Tokenizer"]
