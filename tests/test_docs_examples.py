@@ -34,7 +34,7 @@ Not run, only checked in the test's process:
 - a line whose comment says `needs:` (or `make demo`, which made the directory) uses something
   the reader brings (their files, published weights, GPUs): its `gptkit` subcommand and flags are
   parsed by click, so a renamed or unknown flag still fails. A ```python block with a `# needs:`
-  line (or in PYTHON_NEEDS) is only compiled.
+  line is only compiled.
 - `python script.py ...` and `bash script.sh` name a benchmark that takes minutes: the script must
   exist and spell out each `--flag` given to it.
 - make, pip, hf, `python -m ...` (venv, pytest) set up the machine; they are skipped.
@@ -80,7 +80,6 @@ SHRINK = {
 }
 CHAT_INPUT = "Good morrow, my lord."  # one turn, then end of input: the chat says bye
 # (document, first line) of ```python blocks that need what the reader brings but carry no `# needs:` line
-PYTHON_NEEDS = {("docs/serving.md", "from openai import OpenAI")}  # a running `gptkit serve`
 SKIPPED = {"make", "pip", "hf"}  # the reader's set-up: installs and downloads
 BOUND_S = 300  # one document's script, generous for a loaded machine
 FENCE = re.compile(r"\s*```(\w*)")
@@ -251,7 +250,7 @@ def runs(example: Example) -> bool:
 
 def python_runs(block: PythonBlock, doc: str) -> bool:
     """A block that needs what the reader brings is only compiled."""
-    needs = "# needs:" in block.code or (doc, block.code.split("\n", 1)[0]) in PYTHON_NEEDS
+    needs = "# needs:" in block.code
     if needs:
         compile(block.code, block.where, "exec")
     return not needs
