@@ -114,11 +114,11 @@ def test_a_repeated_input_in_a_scored_file_names_both_lines(tmp_path, task, rows
 
 
 @pytest.mark.parametrize("name, data, message", [
-    ("t.jsonl.gz", gzip.compress(b'{"text": "a", "label": "x"}\n' * 50)[:-12], "Compressed file ended"),
+    ("t.jsonl.gz", gzip.compress(b'{"text": "a", "label": "x"}\n' * 50, mtime=0)[:-12], "Compressed file ended"),
     ("t.jsonl.zst", zstandard.ZstdCompressor().compress(b'{"text": "a", "label": "x"}\n' * 50)[:-4], "truncated"),
     ("t.jsonl.gz", b"not gzip", "Not a gzipped file"),
     ("t.csv", "text,label\ncaf\xe9,x\n".encode("latin-1"), "is not UTF-8 text"),
-])
+], ids=["truncated-gz", "truncated-zst", "not-gzip", "csv-latin1"])  # ids, not bytes: every worker collects the same
 def test_damaged_or_foreign_files_are_named(tmp_path, name, data, message):
     (tmp_path / name).write_bytes(data)
     with pytest.raises(GptkitError, match=f"{name}.*{message}"):
