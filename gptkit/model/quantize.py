@@ -35,7 +35,13 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # reduce_range: 7-bit activations, so AVX2's 16-bit pairwise sums cannot saturate
-        return torch.ops.quantized.linear_dynamic(x.float(), self.packed, True).to(x.dtype)
+        try:
+            return torch.ops.quantized.linear_dynamic(x.float(), self.packed, True).to(x.dtype)
+        except RuntimeError:  # fbgemm cannot scale inf or nan: say what that means, checked only on failure
+            if torch.isfinite(x).all():
+                raise
+            raise GptkitError("the model's activations are not finite: its weights have diverged (finite but "
+                              "huge); use an earlier checkpoint of the run") from None
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"

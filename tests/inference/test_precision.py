@@ -42,6 +42,15 @@ def held_out(trained_tiny) -> tuple[str, list[int]]:
     return text, gptkit.load(trained_tiny)[1].encode(text)
 
 
+@INT8
+def test_int8_on_activations_that_overflow_is_one_error_not_fbgemms():
+    # What a diverged run's last finite checkpoint can hold: weights so large the activations overflow.
+    layer = Int8Linear(torch.ones(4, 8), None)
+    with pytest.raises(GptkitError, match="weights have diverged.*earlier checkpoint"):
+        layer(torch.full((2, 8), float("nan")))
+    assert torch.isfinite(layer(torch.ones(2, 8))).all()
+
+
 @pytest.mark.parametrize("precision", list(LOW_PRECISION.values()), ids=list(LOW_PRECISION))
 def test_low_precision_keeps_perplexity_and_greedy_choices(trained_tiny, held_out, precision):
     text, ids = held_out
