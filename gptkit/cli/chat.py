@@ -7,7 +7,7 @@ import click
 from gptkit.cli.generate import load_for_inference, precision_options
 from gptkit.cli.group import cli
 from gptkit.cli.options import config_options
-from gptkit.cli.train import training_options
+from gptkit.cli.train import config_file_option, training_options
 from gptkit.train_config import DialogueTrainConfig
 
 
@@ -17,15 +17,16 @@ def dialogue() -> None:
 
 
 @dialogue.command("train")
+@config_file_option(DialogueTrainConfig)
 @config_options(DialogueTrainConfig, "data", "out", "reverse", "init_from", "preset", "tokenizer", "max_history",
                 "loss_on_all_turns", "val_fraction", "url_filter", "repeat_filter", "common_word_filter", "bracket_filter",
                 "max_words", "blocklist", "max_response_count", "max_steps", "batch_size", "lr", "warmup_steps",
                 "eval_every", "save_every", "keep_checkpoints", "seed", "resume")
 @training_options(DialogueTrainConfig)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def dialogue_train(quiet, **flags) -> None:
+def dialogue_train(config_file, quiet, **flags) -> None:
     """Train a dialogue model on turns joined by end-of-text, the loss on the responses."""
-    cfg = DialogueTrainConfig.resolve(flags)
+    cfg = DialogueTrainConfig.resolve(flags, config_file)
     cfg.check_out()
     from gptkit.chat import train_dialogue
     from gptkit.train import distributed

@@ -9,18 +9,19 @@ import click
 
 from gptkit.cli.group import cli
 from gptkit.cli.options import config_options
-from gptkit.cli.train import training_options
+from gptkit.cli.train import config_file_option, training_options
 from gptkit.train_config import FinetuneConfig
 
 
 @cli.command()
+@config_file_option(FinetuneConfig)
 @config_options(FinetuneConfig, "init_from", "task", "train", "valid", "out", "lm_coef", "lr", "batch_size", "epochs",
                 "max_steps", "warmup_steps", "clf_dropout", "weight_decay", "eval_every", "patience", "seed", "resume")
 @training_options(FinetuneConfig, fused_loss=False)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def finetune(quiet, **flags) -> None:
+def finetune(config_file, quiet, **flags) -> None:
     """Fine-tune a pretrained model on a labelled task (L3 = L2 + λ·L1)."""
-    cfg = FinetuneConfig.resolve(flags)
+    cfg = FinetuneConfig.resolve(flags, config_file)
     cfg.check_out()
     from gptkit.finetune import finetune as run
     from gptkit.train import distributed

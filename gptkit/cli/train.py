@@ -19,8 +19,14 @@ def training_options(cls: type = TrainConfig, fused_loss: bool = True):
     return config_options(cls, *TRAINING, *(("fused_loss",) if fused_loss else ()))
 
 
+def config_file_option(cls: type = TrainConfig):
+    """--config: a YAML or TOML file of the command's config keys, which given flags override."""
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                        help=f"YAML or TOML file of {cls.__name__} keys (docs/pretraining.md); flags override it.")
+
+
 @cli.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML or TOML file of TrainConfig keys; flags override it.")
+@config_file_option()
 @config_options(TrainConfig, "preset", "data", "tokenizer", "out", "init_from", "max_steps", "batch_size", "block_size",
                 "grad_accum", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "grad_clip", "dropout",
                 "seed", "eval_every", "eval_batches", "log_every", "save_every", "keep_checkpoints", "sample_tokens",

@@ -146,6 +146,16 @@ def test_resume_continues_with_the_runs_saved_settings(task_files, base_model, t
     assert max(r["lr"] for r in logged) == pytest.approx(3e-3)  # the saved peak rate, not the default 6.25e-5
 
 
+def test_a_config_file_supplies_finetune_keys_as_it_does_pretrains(task_files, base_model, tmp_path):
+    train, valid = task_files["classify"]
+    (tmp_path / "ft.yaml").write_text(f"init_from: {base_model}\ntask: classify\ntrain: {train}\nvalid: {valid}\n"
+                                      "lr: 0.003\nbatch_size: 16\nmax_steps: 1\n")
+    result = run("finetune", "--config", tmp_path / "ft.yaml", "--out", tmp_path / "ft", "--lr", "0.002", "--quiet")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "ft" / "train_config.json").read_text())
+    assert (saved["task"], saved["train"], saved["lr"], saved["batch_size"]) == ("classify", str(train), 0.002, 16)
+
+
 def test_resume_without_a_run_or_a_required_flag_is_one_line(tmp_path):
     assert_clean_error(run("finetune", "--out", tmp_path, "--resume", "--quiet"), "holds no run to resume")
     assert_clean_error(run("finetune", "--out", tmp_path, "--task", "classify", "--quiet"),
