@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gptkit.chat.examples import joined_ids
+from gptkit.chat.examples import joined_ids, newest_fitting
 from gptkit.chat.mmi import Hypothesis, check_same_tokenizer, rerank
 from gptkit.errors import GptkitError
 from gptkit.inference import SamplingConfig, generate_ids, generate_stream
@@ -45,24 +45,29 @@ class Chatbot:
     def reset(self) -> None:
         self.history = []
 
-    def _source(self) -> tuple[list[str], list[int]]:
-        """The newest turns that fit beside the response; the oldest go first."""
-        budget = self.model.config.block_size - self.cfg.sampling.max_new_tokens
-        source = self.history[-self.cfg.max_history:]
-        while len(source) > 1 and len(joined_ids(self.tokenizer, source)) > budget:
-            source = source[1:]
-        return source, joined_ids(self.tokenizer, source)
+    def _source(self, text: str) -> tuple[list[str], list[int]]:
+        """The newest turns, ending with ``text``, that fit beside the response (the oldest go first,
+        as the server does); a message that alone leaves the response no room is refused."""
+        turns = [*self.history, text][-self.cfg.max_history:]
+        start = newest_fitting([joined_ids(self.tokenizer, [t]) for t in turns], [], self.model.config.block_size,
+                               self.cfg.sampling.max_new_tokens)
+        return turns[start:], joined_ids(self.tokenizer, turns[start:])
 
-    def _sampling(self) -> SamplingConfig:
-        """A fresh seed per turn, so a seeded chat is reproducible without repeating itself."""
-        return dataclasses.replace(self.cfg.sampling, seed=offset_seed(self.cfg.sampling.seed, self.turns))
+    def _sampling(self, prompt: list[int]) -> SamplingConfig:
+        """A fresh seed per turn, so a seeded chat is reproducible without repeating itself; the reply
+        shortened to the room the prompt leaves."""
+        room = self.model.config.block_size - len(prompt)
+        return dataclasses.replace(self.cfg.sampling, seed=offset_seed(self.cfg.sampling.seed, self.turns),
+                                   max_new_tokens=min(self.cfg.sampling.max_new_tokens, room))
 
     def reply(self, text: str) -> Iterator[str]:
-        """Pieces of the reply to ``text`` as they are decoded; the history records both turns."""
+        """Pieces of the reply to ``text`` as they are decoded; the history records both turns (a
+        message refused as too long records neither)."""
         self.tokenizer.warn_unknown(text, self.unknown)
-        self.history.append(" ".join(text.split()))
-        source, prompt = self._source()
-        sampling, eot = self._sampling(), self.tokenizer.eot_id
+        text = " ".join(text.split())
+        source, prompt = self._source(text)
+        self.history.append(text)
+        sampling, eot = self._sampling(prompt), self.tokenizer.eot_id
         self.turns += 1
         if self.backward is None:
             pieces = []

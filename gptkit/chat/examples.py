@@ -51,6 +51,22 @@ def joined_ids(tokenizer: Tokenizer, turns: list[str]) -> list[int]:
     return [i for turn in turns for i in (*tokenizer.encode(turn, allow_special=False), tokenizer.eot_id)]
 
 
+def newest_fitting(pieces: list[list[int]], cue: list[int], context: int, reserve: int) -> int:
+    """Where the newest ``pieces`` (then ``cue``) that leave ``reserve`` tokens of the context start:
+    a long conversation loses its oldest messages, not the reply its room. The latest piece always
+    stays; only when even it leaves no token for the reply is it refused. The chat REPL and the
+    server both fit a conversation with this."""
+    size = len(pieces[-1]) + len(cue)
+    if size >= context:
+        raise GptkitError(f"the latest message alone makes a prompt of {size} tokens, and this model's context is "
+                          f"{context} tokens, which must also hold the reply; shorten the message")
+    start = len(pieces) - 1
+    while start > 0 and size + len(pieces[start - 1]) <= context - reserve:
+        start -= 1
+        size += len(pieces[start])
+    return start
+
+
 def encode_example(tokenizer: Tokenizer, turns: list[str], loss_turns: range) -> tuple[list[int], list[int]]:
     """Input ids and next-token labels, IGNORE_INDEX wherever the next token is not in ``loss_turns``."""
     ids, scored = [], []

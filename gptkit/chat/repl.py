@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gptkit.chat.bot import Chatbot
+from gptkit.errors import GptkitError
 
 HELP = "Type a message. /reset clears the history, /save FILE writes the transcript, /quit or Ctrl-D exits."
 USER, BOT = "you> ", "bot> "
@@ -100,16 +101,19 @@ class Repl:
         return True
 
     def respond(self, text: str) -> None:
-        self.transcript.append(f"you: {' '.join(text.split())}")
         waiting = self.waiting_sign()
         self.say(BOT + waiting, end="")
-        for piece in self.bot.reply(text):
-            if waiting:  # the reply is here: the sign gives way to it
-                self.say(CLEAR_LINE + BOT, end="")
-                waiting = ""
-            self.say(piece, end="")
+        try:
+            for piece in self.bot.reply(text):
+                if waiting:  # the reply is here: the sign gives way to it
+                    self.say(CLEAR_LINE + BOT, end="")
+                    waiting = ""
+                self.say(piece, end="")
+        except GptkitError as e:  # a message too long for the model: say so, and the chat goes on without it
+            self.say((CLEAR_LINE + BOT if waiting else "") + f"({e})")
+            return
         self.say()
-        self.transcript.append(f"bot: {self.bot.history[-1]}")
+        self.transcript += [f"you: {self.bot.history[-2]}", f"bot: {self.bot.history[-1]}"]
         if self.verbose:
             for h in self.bot.hypotheses:
                 self.say(f"    backward {h.backward:8.2f}  forward {h.forward:8.2f}  {h.text}")

@@ -7,8 +7,8 @@
   ``Assistant: ...``, then ``Assistant:`` for the model to continue; the reply also ends where the
   model starts the user's next line (``\\nUser:``).
 
-Both fit a conversation to the context the same way (``newest_fitting``): the oldest messages go
-first, until the prompt leaves the reply its room.
+Both fit a conversation to the context as `gptkit chat` does (gptkit.chat.examples.newest_fitting):
+the oldest messages go first, until the prompt leaves the reply its room.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptkit.chat.examples import DIALOGUE_TEMPLATE, joined_ids
+from gptkit.chat.examples import DIALOGUE_TEMPLATE, joined_ids, newest_fitting
+from gptkit.errors import GptkitError
 from gptkit.serve.schema import ApiError, Message
 from gptkit.tokenizer import Tokenizer
 
@@ -48,25 +49,17 @@ def render(template: str, tokenizer: Tokenizer, messages: list[Message], context
         turns = [" ".join(m.text.split()) for m in messages if ROLES[m.role] != "System"]
         if not turns:
             raise ApiError(400, "messages must hold at least one user or assistant turn", "messages")
-        kept = newest_fitting([joined_ids(tokenizer, [t]) for t in turns], [], context, reserve)
+        kept = _fitting([joined_ids(tokenizer, [t]) for t in turns], [], context, reserve)
         return Prompt(joined_ids(tokenizer, turns[kept:]), turns[kept:], [])
     lines = [tokenizer.encode(f"{ROLES[m.role]}: {m.text}\n", allow_special=False) for m in messages]
     cue = tokenizer.encode("Assistant:", allow_special=False)
-    kept = newest_fitting(lines, cue, context, reserve)
+    kept = _fitting(lines, cue, context, reserve)
     return Prompt([i for line in lines[kept:] for i in line] + cue, [], ["\nUser:"])
 
 
-def newest_fitting(pieces: list[list[int]], cue: list[int], context: int, reserve: int) -> int:
-    """Where the newest ``pieces`` (then ``cue``) that leave ``reserve`` tokens of the context start:
-    a long conversation loses its oldest messages, not the reply its room. The latest piece always
-    stays; only when even it leaves no token for the reply is the request refused."""
-    size = len(pieces[-1]) + len(cue)
-    if size >= context:
-        raise ApiError(400, f"the latest message alone makes a prompt of {size} tokens, and this model's context is "
-                            f"{context} tokens, which must also hold the reply; shorten the message", "messages",
-                       "context_length_exceeded")
-    start = len(pieces) - 1
-    while start > 0 and size + len(pieces[start - 1]) <= context - reserve:
-        start -= 1
-        size += len(pieces[start])
-    return start
+def _fitting(pieces: list[list[int]], cue: list[int], context: int, reserve: int) -> int:
+    """gptkit.chat's newest_fitting, its refusal a 400 in OpenAI's terms."""
+    try:
+        return newest_fitting(pieces, cue, context, reserve)
+    except GptkitError as e:
+        raise ApiError(400, str(e), "messages", "context_length_exceeded") from None

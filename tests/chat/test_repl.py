@@ -50,6 +50,26 @@ def test_commands_reset_save_and_quit(chat_models, tmp_path):
     assert bot.history[0] == "你好"  # the reset dropped the first exchange
 
 
+def test_a_message_too_long_for_the_context_is_said_and_the_chat_goes_on(chat_models, tmp_path):
+    model, tokenizer = gptkit.load(chat_models[0])
+    bot = Chatbot(model, tokenizer, ChatConfig(sampling=SamplingConfig(max_new_tokens=8, seed=0)))
+    out = io.StringIO()
+    too_long = "to be or not to be " * model.config.block_size
+    Repl(bot, out=out, read=scripted(["Good morrow", too_long, "Good night", f"/save {tmp_path / 't.txt'}"])).run()
+    assert "(the latest message alone makes a prompt of" in out.getvalue() and "shorten the message)" in out.getvalue()
+    assert bot.history[0] == "Good morrow" and bot.history[2] == "Good night" and len(bot.history) == 4  # never kept
+    lines = (tmp_path / "t.txt").read_text(encoding="utf-8").splitlines()
+    assert [line.split(":")[0] for line in lines] == ["you", "bot", "you", "bot"] and lines[2] == "you: Good night"
+
+
+def test_a_reply_is_shortened_to_the_room_its_prompt_leaves(chat_models):
+    model, tokenizer = gptkit.load(chat_models[0])
+    block = model.config.block_size
+    bot = Chatbot(model, tokenizer, ChatConfig(sampling=SamplingConfig(max_new_tokens=block, seed=0)))
+    assert bot._sampling([0] * (block - 3)).max_new_tokens == 3  # as the server does: the reply gives way
+    assert bot._sampling([0] * 5).max_new_tokens == block - 5
+
+
 def test_ctrl_c_ends_the_session_cleanly(chat_models):
     def interrupted(prompt: str) -> str:
         raise KeyboardInterrupt

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from gptkit.chat.examples import newest_fitting
 from gptkit.serve.schema import ApiError, Message
-from gptkit.serve.template import newest_fitting, render
+from gptkit.serve.template import render
 from gptkit.tokenizer import Tokenizer
 
 TOKENIZER = Tokenizer.char("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?:'\n")
