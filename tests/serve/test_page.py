@@ -222,7 +222,8 @@ def test_chat_streams_stops_and_remembers(page: Page, server: Server):
         say(page, text)
         expect(page.locator(".message.assistant")).to_have_count(count)
         expect(last_reply(page)).to_have_attribute("data-status", "length")
-        expect(last_reply(page).locator(".meta")).to_have_text("Reached the max tokens limit")
+        expect(last_reply(page).locator(".meta")).to_have_text(
+            "Cut at the length limit (the reply's max tokens, or the room the model's context leaves)")
         replies.append(reply_text(page))
         assert 0 < len(replies[-1]) <= 12, replies
     assert page.locator(".message.user .text").all_text_contents() == [ENGLISH, CHINESE]
