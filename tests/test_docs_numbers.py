@@ -60,6 +60,10 @@ PROSE = [
     ("docs/finetuning.md", "a step took 0.48 s for classify", "docs_commands_cpu.json", "0.48"),
     ("docs/finetuning.md", "4.74 s for choice", "docs_commands_cpu.json", "4.74"),
     ("docs/evaluation.md", "5.78 per character, 2.531 bits per byte", "perplexity_default_cpu.json", "2.531"),
+    ("docs/chat.md", "Validation loss 1.769 / 1.772", "dialogue_recipes_cpu.json", "1.772"),
+    ("docs/chat.md", "(forward / backward; 360 and", "dialogue_recipes_cpu.json", "360"),
+    ("docs/chat.md", "130 seconds on one CPU thread", "dialogue_recipes_cpu.json", "130"),
+    ("docs/chat.md", "validation loss 5.948; model: runs/tang", "dialogue_recipes_cpu.json", "5.948"),
 ]
 # Times beside commands, from a measured rate: (document, the words, minutes, steps, which command's rate)
 TIMES = [
