@@ -1,7 +1,12 @@
 """Decoding throughput of gptkit beside transformers, measured in one run on the same weights.
 
     python benchmarks/decode_throughput.py                    # CPU: GPT-2 124M, batch 1, 4, 16
+    python benchmarks/decode_throughput.py --ctranslate2 --runs 124M:1,16   # and CTranslate2, fp32 and int8
     bash benchmarks/decode_gpu.sh                             # CUDA: 124M batch 1-32, gpt2-xl batch 1
+
+CTranslate2, the engine people pick for fast CPU inference of GPT-2-class models, is a benchmark-only
+dependency (`pip install ctranslate2`, or gptkit's `bench` extra); with ``--ctranslate2`` its
+converter reads the same saved files and it decodes the same prompts, greedy, fp32 and int8.
 
 The weights are random GPT-2 weights that transformers builds (seeded, SDPA attention, no dropout,
 the recipe of the usual transformers decode benchmark); they are saved once and gptkit loads the
@@ -30,6 +35,7 @@ from gptkit.device import resolve_device
 from gptkit.inference import SamplingConfig, generate_ids, generate_tokens
 from gptkit.inference.precision import describe, pick_precision
 from gptkit.model.quantize import quantize_int8
+from gptkit.tokenizer import Tokenizer
 
 SHAPES = {"124M": (12, 768, 12), "355M": (24, 1024, 16), "774M": (36, 1280, 20), "1558M": (48, 1600, 25)}
 
@@ -83,14 +89,38 @@ class Gptkit:
         next(generate_tokens(self.model, ids.tolist(), SamplingConfig(max_new_tokens=1, temperature=0), None)).tolist()
 
 
-def systems(size: str, device: torch.device, precisions: list[str], hf_static: bool) -> dict[str, object]:
-    """name -> system: transformers, and gptkit in each of ``precisions`` (fp32, bf16, fp16, int8),
-    loaded from the files transformers saved."""
+class CTranslate2:
+    """CTranslate2's Generator on the model transformers saved (converted once per compute type)."""
+
+    def __init__(self, saved: str, compute_type: str):
+        import ctranslate2
+        from ctranslate2.converters import TransformersConverter
+        from transformers import AutoTokenizer
+
+        out = Path(saved) / f"ct2-{compute_type}"
+        TransformersConverter(saved).convert(str(out), quantization=compute_type)
+        self.generator = ctranslate2.Generator(str(out), device="cpu", compute_type=compute_type,
+                                               intra_threads=torch.get_num_threads())
+        self.tokens = AutoTokenizer.from_pretrained(saved).convert_ids_to_tokens
+
+    def generate(self, ids: torch.Tensor, new_tokens: int) -> list[list[int]]:
+        results = self.generator.generate_batch([self.tokens(row) for row in ids.tolist()], max_length=new_tokens,
+                                                min_length=new_tokens, sampling_topk=1, include_prompt_in_result=False)
+        return [r.sequences_ids[0] for r in results]
+
+
+def systems(size: str, device: torch.device, precisions: list[str], hf_static: bool,
+            ctranslate2: bool) -> dict[str, object]:
+    """name -> system: transformers, gptkit in each of ``precisions`` (fp32, bf16, fp16, int8), and
+    with ``ctranslate2`` CTranslate2 in fp32 and int8, all loaded from the files transformers saved."""
     hf_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # as the peer script
     hf = hf_model(size)
     with tempfile.TemporaryDirectory() as saved:
         hf.save_pretrained(saved)
         found = {f"transformers {describe(hf_dtype, None)}": Transformers(hf.to(device, hf_dtype))}
+        if ctranslate2:
+            Tokenizer.gpt2().save(saved)  # the converter reads the vocabulary beside the weights
+            found |= {f"CTranslate2 {kind}": CTranslate2(saved, kind) for kind in ("float32", "int8")}
         for name in precisions:
             dtype, quantize = pick_precision(device, "fp32" if name == "int8" else name, "int8" if name == "int8" else "none")
             default = " (default)" if (dtype, quantize) == pick_precision(device) else ""
@@ -108,7 +138,7 @@ def agreement(a: list[list[int]], b: list[list[int]]) -> float:
 
 def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[list[dict], list[dict]]:
     cuda = device.type == "cuda"
-    found = systems(size, device, args.precisions.split(","), args.hf_static)
+    found = systems(size, device, args.precisions.split(","), args.hf_static, args.ctranslate2)
     reference = next(iter(found))
     rows = []
     for batch in batches:
@@ -131,7 +161,7 @@ def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[
     ttft = []
     ids = torch.randint(50257, (1, args.ttft_prompt), device=device)
     for name, system in found.items():
-        first = (lambda: system.generate(ids, 1)) if isinstance(system, Transformers) else (lambda: system.first_token(ids))
+        first = (lambda: system.first_token(ids)) if isinstance(system, Gptkit) else (lambda: system.generate(ids, 1))
         first()
         ttft.append({"size": size, "system": name, "prompt": args.ttft_prompt,
                      "ms": round(1000 * min(seconds_per_call(first, cuda, 1) for _ in range(3)), 1)})
@@ -195,6 +225,7 @@ def main() -> None:
                                          "bf16,fp32 on CUDA)")
     p.add_argument("--threads", type=int, help="CPU threads for both systems (default: torch's choice).")
     p.add_argument("--hf-static", action="store_true", help="Also transformers' static cache (compiled on CUDA).")
+    p.add_argument("--ctranslate2", action="store_true", help="Also CTranslate2, fp32 and int8 (CPU; pip install ctranslate2).")
     p.add_argument("--out", help="Write the results as JSON here.")
     p.add_argument("--plot", help="Plot tok/s against batch size (the first run's model) here.")
     args = p.parse_args()
