@@ -118,7 +118,8 @@ def _lock(directory: Path) -> int:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 break
         os.close(fd)
-    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    command = shlex.join(["gptkit" if program == "__main__.py" else program, *sys.argv[1:]])  # python -m gptkit
     info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
             "since": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.ftruncate(fd, 0)
