@@ -125,6 +125,7 @@ class Trainer:
         self.step = 0
         self.stop_requested = False  # set by a subclass's evaluate() to stop early
         self.time_before = 0.0  # seconds the run trained before this process resumed it
+        self.unproven = False  # a checkpoint was saved that no finite loss after it has confirmed yet
 
     # --- one step ---------------------------------------------------------------------------
 
@@ -195,6 +196,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict(), "train_config": json.loads(self.cfg.to_json())}
 
     def save(self) -> Path:
+        self.unproven = True
         if self.distributed:
             return self._save_sharded()
         tensors, optim_meta = optimizer_to_tensors(self.optimizer)
@@ -303,8 +305,10 @@ class Trainer:
                         if good else "it had no good checkpoint to keep: start it again with a lower --lr")
                 what = ", ".join(f"{name} {value}" for name, value in bad.items())
                 raise Diverged(f"training diverged at step {r['step']} ({what}) and stopped; {last}")
-        if self.main:  # every checkpoint so far has proven good
-            prune_checkpoints(self.out, self.cfg.keep_checkpoints)
+        if self.unproven:  # the newest checkpoint has proven good: older ones may go
+            if self.main:
+                prune_checkpoints(self.out, self.cfg.keep_checkpoints)
+            self.unproven = False
 
     def _log(self, records: list[dict]) -> None:
         if self.main:
