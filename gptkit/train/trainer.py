@@ -338,35 +338,35 @@ class Trainer:
     def _loop(self) -> dict:
         cfg = self.cfg
         self.model.train()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=self.desc, unit="step",
-                   disable=not (self.progress and self.main), dynamic_ncols=True)
-        val_loss, shown = None, {"val": "-"}
-        pending: list[dict] = []
-        t0 = self.started = time.perf_counter()
-        while self.step < cfg.max_steps and not self.stop_requested:
-            stats = self.train_step()
-            pending.append({"step": self.step, **stats})
-            bar.update(1)
-            last = self.step == cfg.max_steps
-            evaluate = bool(cfg.eval_every and self.step % cfg.eval_every == 0) or last
-            save = bool(cfg.save_every and self.step % cfg.save_every == 0) or last
-            if not (evaluate or save or self.step % cfg.log_every == 0):
-                continue
-            self._settle(pending, time.perf_counter() - t0)
-            if evaluate:
-                metrics = self.evaluate()
-                pending[-1].update(metrics)
-                val_loss = metrics.get("val_loss", val_loss)
-                shown = _headline(metrics) or shown
-                save = save or self.stop_requested
-            self._check_finite(pending)
-            self._log(pending)
-            bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", **shown, tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}")
-            pending = []
-            if save:
-                self.save()
-            t0 = time.perf_counter()
-        bar.close()
+        # A bar closed on the way out, so an error after it stands on a line of its own.
+        with tqdm(total=cfg.max_steps, initial=self.step, desc=self.desc, unit="step",
+                  disable=not (self.progress and self.main), dynamic_ncols=True) as bar:
+            val_loss, shown = None, {"val": "-"}
+            pending: list[dict] = []
+            t0 = self.started = time.perf_counter()
+            while self.step < cfg.max_steps and not self.stop_requested:
+                stats = self.train_step()
+                pending.append({"step": self.step, **stats})
+                bar.update(1)
+                last = self.step == cfg.max_steps
+                evaluate = bool(cfg.eval_every and self.step % cfg.eval_every == 0) or last
+                save = bool(cfg.save_every and self.step % cfg.save_every == 0) or last
+                if not (evaluate or save or self.step % cfg.log_every == 0):
+                    continue
+                self._settle(pending, time.perf_counter() - t0)
+                if evaluate:
+                    metrics = self.evaluate()
+                    pending[-1].update(metrics)
+                    val_loss = metrics.get("val_loss", val_loss)
+                    shown = _headline(metrics) or shown
+                    save = save or self.stop_requested
+                self._check_finite(pending)
+                self._log(pending)
+                bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", **shown, tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}")
+                pending = []
+                if save:
+                    self.save()
+                t0 = time.perf_counter()
         if self.main:  # the run is over: its newest checkpoint is the one to keep
             prune_checkpoints(self.out, self.cfg.keep_checkpoints)
         return {"step": self.step, "val_loss": val_loss, "metrics": str(self.metrics_path)}
