@@ -200,6 +200,9 @@ def test_chat_in_a_terminal_streams_replies_to_english_and_chinese_and_exits_on_
     assert "What news?" in term.expect("bot> ")
     term.expect(PROMPT)
     term.type(f"/save {transcript}\r")
+    # The line as typed is redrawn after its prompt, so wait for the command's answer first: a Ctrl-D
+    # typed before the next prompt is up would reach the terminal, not the chat.
+    term.expect("transcript saved")
     term.expect(PROMPT)
     term.type("\x04")  # Ctrl-D on an empty line
     rest = term.expect("bye")
