@@ -11,6 +11,7 @@ from gptkit.chat.examples import joined_ids, newest_fitting
 from gptkit.chat.mmi import Hypothesis, check_same_tokenizer, rerank
 from gptkit.errors import GptkitError
 from gptkit.inference import SamplingConfig, generate_ids, generate_stream
+from gptkit.inference.engine import Engine
 from gptkit.inference.sampling import offset_seed
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
@@ -41,6 +42,8 @@ class Chatbot:
         self.hypotheses: list[Hypothesis] = []  # the last MMI ranking, best first
         self.turns = 0
         self.unknown: set[str] = set()  # characters already reported as outside the vocabulary
+        # Kept across turns: a turn's prompt starts with the last one's, whose cached blocks it reuses.
+        self.engine = Engine(model, self.cfg.num_hypotheses if backward else 1, tokenizer.eot_id, tokenizer.vocab_size)
 
     def reset(self) -> None:
         self.history = []
@@ -71,14 +74,14 @@ class Chatbot:
         self.turns += 1
         if self.backward is None:
             pieces = []
-            for piece in generate_stream(self.model, self.tokenizer, prompt, sampling):
+            for piece in generate_stream(self.model, self.tokenizer, prompt, sampling, self.engine):
                 pieces.append(piece)
                 yield piece
             response = "".join(pieces).strip()
         else:
-            samples = generate_ids(self.model, [prompt] * self.cfg.num_hypotheses, sampling, eot)
-            # Replies cut off at the length limit are unfinished; rank them only if nothing finished.
-            finished = [s for s in samples if len(s) < sampling.max_new_tokens]
+            samples = generate_ids(self.model, [prompt] * self.cfg.num_hypotheses, sampling, eot, engine=self.engine)
+            # Replies cut off at the length limit are unfinished; rank them only if no real reply finished.
+            finished = [s for s in samples if 0 < len(s) < sampling.max_new_tokens]
             self.hypotheses = rerank(self.model, self.backward, self.tokenizer, source, finished or samples)
             response = self.hypotheses[0].text if self.hypotheses else ""
             yield response

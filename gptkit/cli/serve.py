@@ -23,6 +23,9 @@ from gptkit.cli.group import cli
 @click.option("--max-queue", type=click.IntRange(min=1), default=64, show_default=True,
               help="Sequences waiting for a batch slot, per model; more get 503 with Retry-After, and a request with "
                    "more than this many (n choices for each prompt) a 400.")
+@click.option("--kv-cache-memory", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="GiB for the paged KV cache, per model (default: room for every batch row's whole context; on the CPU "
+                   "memory is taken only as tokens fill it). Blocks of earlier prompts stay there for reuse until needed.")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True, help="Longest reply a request may ask for.")
 @click.option("--max-prompt-tokens", type=click.IntRange(min=1), default=None, help="Longest prompt (default: what fits the context).")
 @click.option("--max-n", type=click.IntRange(min=1), default=16, show_default=True, help="Most choices per request.")
@@ -32,7 +35,7 @@ from gptkit.cli.group import cli
 @click.option("--device", default="auto", show_default=True)
 @exact_precision_options
 def serve(models, host, port, api_key, cors_origins, mmi_model, num_hypotheses, chat_template, max_batch, max_queue,
-          max_tokens, max_prompt_tokens, max_n, max_body_bytes, request_timeout, device, dtype, quantize) -> None:
+          kv_cache_memory, max_tokens, max_prompt_tokens, max_n, max_body_bytes, request_timeout, device, dtype, quantize) -> None:
     """Serve models over OpenAI's API (/v1/completions, /v1/chat/completions, /v1/models) with a chat page
     at /, /health and /metrics. Ctrl-C or SIGTERM lets running replies finish, then exits."""
     from gptkit.serve import EngineConfig, Limits, ServerConfig, build_app
@@ -44,5 +47,5 @@ def serve(models, host, port, api_key, cors_origins, mmi_model, num_hypotheses, 
     backward = load_for_inference(mmi_model, device, dtype, quantize, exact=True) if mmi_model else None
     limits = Limits(max_body_bytes, max_prompt_tokens, max_tokens, max_n, request_timeout)
     cfg = ServerConfig(api_key or None, list(cors_origins), limits)
-    app = build_app(loaded, cfg, EngineConfig(max_batch, max_queue), chat_template, backward, num_hypotheses)
+    app = build_app(loaded, cfg, EngineConfig(max_batch, max_queue, kv_cache_memory), chat_template, backward, num_hypotheses)
     run(app, host, port)

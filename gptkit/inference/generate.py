@@ -1,15 +1,16 @@
-"""generate(): the one decoding loop (the Decoder's step, over a static KV cache) that the CLI, chat and eval call."""
+"""generate(): prompts in, tokens or text out, through the one decode engine (the CLI, chat and eval call it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 
 import torch
 
 from gptkit.errors import GptkitError
-from gptkit.inference.decoder import Decoder
-from gptkit.inference.sampling import SamplingConfig
+from gptkit.inference.engine import BLOCK_LEN, Engine, Sequence
+from gptkit.inference.sampling import SamplingConfig, offset_seed
 from gptkit.model import GPT
 from gptkit.tokenizer import Tokenizer
 
@@ -24,40 +25,45 @@ def truncate_prompt(ids: list[int], context: int) -> list[int]:
     return ids
 
 
-@torch.inference_mode()
 def generate_tokens(model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int | None,
-                    use_cache: bool = True, static: bool | None = None) -> Iterator[torch.Tensor]:
-    """Yield the next token of every prompt, (B,), one step at a time.
+                    use_cache: bool = True, static: bool | None = None, engine: Engine | None = None,
+                    vocab_size: int | None = None) -> Iterator[torch.Tensor]:
+    """Yield the next token of every prompt, (B,), one step at a time, from the one decode engine.
 
-    Rows that reached end-of-text keep yielding ``eot_id``. Past the context length the window
-    slides: the cache is refilled with the newest half of the context. An empty prompt starts from
-    the end-of-text token, as GPT-2 does for unconditional samples. ``use_cache=False`` re-runs the
-    model over the whole window every step (the reference the cache must match); ``static`` picks
-    the CUDA-graph form of the step (see Decoder), which runs eagerly without CUDA.
+    Rows that reached end-of-text keep yielding ``eot_id``. Past the context length a row's window
+    slides to its newest half. An empty prompt starts from the end-of-text token, as GPT-2 does for
+    unconditional samples. With a seed, row i samples with seed + i (row 0: the seed itself). Pass an
+    ``engine`` to keep its cache between calls (a chat: the next turn reuses the last one's blocks);
+    ``use_cache=False`` computes every window from scratch (the reference the cache must match);
+    ``static`` decodes in fixed shapes, what CUDA captures as a graph (the engine's default there).
     """
     if eot_id is None and not all(prompts):
         raise GptkitError("an empty prompt needs an end-of-text token, which this vocabulary lacks; give a prompt")
     if cfg.max_new_tokens == 0:
         return
     prompts = [truncate_prompt(p or [eot_id], model.config.block_size) for p in prompts]
-    pad_id = eot_id if eot_id is not None else 0
-    decoder = Decoder(model, prompts, cfg, pad_id, eot_id if cfg.stop_at_eot else None, use_cache, static)
-    # Asking whether every row finished waits for the GPU, so a graphed decoder asks every 16 tokens.
-    check_every = 16 if decoder.graphed else 1
-    for i in range(cfg.max_new_tokens):
-        if i:
-            decoder.advance()
-        yield decoder.output()
-        if decoder.eot_id is not None and (i + 1) % check_every == 0:
-            if decoder.finished.all():
+    stop = eot_id if cfg.stop_at_eot else None
+    if engine is None:
+        blocks = sum(-(-min(model.config.block_size, len(p) + cfg.max_new_tokens) // BLOCK_LEN) for p in prompts)
+        engine = Engine(model, len(prompts), stop, vocab_size, kv_cache_tokens=blocks * BLOCK_LEN,
+                        use_cache=use_cache, static=static)
+    seqs = [Sequence(p, dataclasses.replace(cfg, seed=offset_seed(cfg.seed, i))) for i, p in enumerate(prompts)]
+    engine.add(seqs)
+    pad = eot_id if eot_id is not None else 0
+    try:
+        for i in range(cfg.max_new_tokens):
+            while not all(s.done or len(s.generated) > i for s in seqs):  # (all join at once, unless the engine is full)
+                engine.step()
+            yield torch.tensor([s.generated[i] if len(s.generated) > i else pad for s in seqs])
+            if all(s.done for s in seqs):
                 return
-            decoder.drop_finished()
-
+    finally:  # the caller stopped early (a stop string, Ctrl-C): the engine, which may be kept, lets them go
+        engine.cancel(s for s in seqs if not s.done)
 
 def generate_ids(model: GPT, prompts: list[list[int]], cfg: SamplingConfig, eot_id: int | None,
-                 use_cache: bool = True, static: bool | None = None) -> list[list[int]]:
+                 use_cache: bool = True, static: bool | None = None, engine: Engine | None = None) -> list[list[int]]:
     """The new tokens of every prompt, without the end-of-text token that stopped it."""
-    steps = list(generate_tokens(model, prompts, cfg, eot_id, use_cache, static))
+    steps = list(generate_tokens(model, prompts, cfg, eot_id, use_cache, static, engine))
     if not steps:
         return [[] for _ in prompts]
     out = torch.stack(steps, dim=1).tolist()  # (B, new)
@@ -73,9 +79,10 @@ def generate(model: GPT, tokenizer: Tokenizer, prompts: str | list[str], cfg: Sa
     return [tokenizer.decode(row) for row in ids]
 
 
-def generate_stream(model: GPT, tokenizer: Tokenizer, prompt_ids: list[int], cfg: SamplingConfig) -> Iterator[str]:
+def generate_stream(model: GPT, tokenizer: Tokenizer, prompt_ids: list[int], cfg: SamplingConfig,
+                    engine: Engine | None = None) -> Iterator[str]:
     """The continuation of one prompt as text pieces, each yielded as soon as it can be decoded."""
-    tokens = (int(t[0]) for t in generate_tokens(model, [prompt_ids], cfg, tokenizer.eot_id))
+    tokens = (int(t[0]) for t in generate_tokens(model, [prompt_ids], cfg, tokenizer.eot_id, engine=engine))
     yield from stream_text(tokenizer, tokens, tokenizer.eot_id if cfg.stop_at_eot else None)
 
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from gptkit.config import GPTConfig
 from gptkit.errors import GptkitError
-from gptkit.model.kv_cache import KVCache
+from gptkit.model.kv_cache import Pages
 
 
 def positions_from_mask(valid: torch.Tensor) -> torch.Tensor:
@@ -21,41 +21,29 @@ def positions_from_mask(valid: torch.Tensor) -> torch.Tensor:
     return (valid.long().cumsum(dim=1) - 1).clamp(min=0)
 
 
-def build_attention_mask(
-    q_slots: torch.Tensor, n_keys: int, valid: torch.Tensor | None, window: int | None
-) -> torch.Tensor:
-    """Boolean mask (B or 1, 1, T, S): may query slot q attend to key slot s?
+def build_attention_mask(T: int, valid: torch.Tensor | None, window: int | None,
+                         device: torch.device | None = None) -> torch.Tensor:
+    """Boolean mask (B or 1, 1, T, T) over one whole sequence: may the token in slot q attend to slot s?
 
-    ``q_slots`` is (T,), or (B, T) when each row has its own. Causal (s <= q), only real keys
-    (``valid``), and for banded layers only the last ``window`` positions. Every query may attend
-    to itself so padding rows never see an all-False row (which would make softmax return NaN);
-    their outputs are ignored anyway.
+    Causal (s <= q), only real keys (``valid`` (B, T), padding on either side), and for banded
+    layers only the last ``window`` positions. Every query may attend to itself so padding rows
+    never see an all-False row (which would make softmax return NaN); their outputs are ignored anyway.
     """
-    q_slots = q_slots if q_slots.dim() == 2 else q_slots[None]  # (B|1, T)
-    k_slots = torch.arange(n_keys, device=q_slots.device)
-    allowed = k_slots <= q_slots[:, :, None]  # (B|1, T, S)
+    slots = torch.arange(T, device=valid.device if valid is not None else device)
+    allowed = (slots[None, :] <= slots[:, None])[None]  # (1, T, S)
     if valid is not None:
         allowed = allowed & valid[:, None, :]  # (B, T, S)
     if window is not None:
-        k_pos = positions_from_mask(valid) if valid is not None else k_slots[None, :]  # (B|1, S)
-        q_pos = slot_values(k_pos, q_slots) if valid is not None else q_slots  # (B|1, T)
-        allowed = allowed & (k_pos[:, None, :] > q_pos[:, :, None] - window)
-    allowed = allowed | (k_slots == q_slots[:, :, None])
+        pos = positions_from_mask(valid) if valid is not None else slots[None]  # (B|1, S)
+        allowed = allowed & (pos[:, None, :] > pos[:, :, None] - window)
+    allowed = allowed | torch.eye(T, dtype=torch.bool, device=slots.device)
     return allowed[:, None]  # (B|1, 1, T, S): broadcast over heads
-
-
-def slot_values(values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-    """values (B, S) at ``slots`` (T,) shared by every row, or (B|1, T) per row -> (B, T)."""
-    if slots.dim() == 1:
-        return values[:, slots]
-    return values.gather(1, slots.expand(values.shape[0], -1))
 
 
 @dataclass
 class AttentionInputs:
     """Where the T tokens being fed sit, and what each layer lets them attend to."""
 
-    input_pos: torch.Tensor  # (T,) or per row (B, T): their slots in the KV cache, or in the sequence without one
     positions: torch.Tensor  # (B|1, T) their positions, padding before them not counted
     dense: torch.Tensor | None  # (B|1, 1, T, S) mask of the dense layers; None: plain causal
     banded: torch.Tensor | None  # the same for GPT-3's locally banded layers
@@ -64,28 +52,29 @@ class AttentionInputs:
         return self.banded if config.is_banded(layer) else self.dense
 
 
-def attention_inputs(config: GPTConfig, T: int, attention_mask: torch.Tensor | None, kv_cache: KVCache | None,
-                     input_pos: torch.Tensor | None, device: torch.device) -> AttentionInputs:
+def attention_inputs(config: GPTConfig, T: int, attention_mask: torch.Tensor | None, pages: Pages | None,
+                     device: torch.device) -> AttentionInputs:
     """Positions and masks for a forward pass over T new tokens, built once for all layers.
 
-    Without a cache the tokens are the whole sequence; with one they are written at ``input_pos``
-    ((T,), or (B, T) when each row has its own) and attend to every real token cached before them.
+    Without a cache the tokens are the whole sequence (padded on either side by ``attention_mask``);
+    with one (``pages``) they sit at their positions after what the cache holds for their row, and
+    attend to every key before them: position s of a row is key s.
     """
-    if kv_cache is None:
-        if T > config.block_size:
-            raise GptkitError(f"sequence of length {T} exceeds the context length {config.block_size}")
-        input_pos, n_keys = torch.arange(T, device=device), T
-        valid = attention_mask.bool() if attention_mask is not None else None  # (B, T)
-    else:
-        if input_pos is None:
-            raise ValueError("input_pos is required with a kv_cache")
-        kv_cache.mark(input_pos, attention_mask)
-        n_keys = kv_cache.n_keys
-        valid = kv_cache.valid[:, :n_keys]  # (B, S)
-    positions = input_pos[None] if valid is None else slot_values(positions_from_mask(valid), input_pos)  # (B|1, T)
-    dense = None if valid is None else build_attention_mask(input_pos, n_keys, valid, None)  # None: SDPA's causal mask
-    banded = build_attention_mask(input_pos, n_keys, valid, config.local_window) if config.attention == "alternating" else None
-    return AttentionInputs(input_pos, positions, dense, banded)
+    if pages is not None:
+        q = pages.positions  # (B, T)
+        k = torch.arange(pages.n_keys, device=device)
+        causal = k <= q[:, :, None]  # (B, T, S)
+        dense, banded = causal[:, None], None
+        if config.attention == "alternating":
+            banded = (causal & (k > q[:, :, None] - config.local_window))[:, None]
+        return AttentionInputs(q, dense, banded)
+    if T > config.block_size:
+        raise GptkitError(f"sequence of length {T} exceeds the context length {config.block_size}")
+    valid = attention_mask.bool() if attention_mask is not None else None  # (B, T)
+    positions = torch.arange(T, device=device)[None] if valid is None else positions_from_mask(valid)  # (B|1, T)
+    dense = None if valid is None else build_attention_mask(T, valid, None)  # None: SDPA's causal mask
+    banded = build_attention_mask(T, valid, config.local_window, device) if config.attention == "alternating" else None
+    return AttentionInputs(positions, dense, banded)
 
 
 class CausalSelfAttention(nn.Module):
@@ -102,14 +91,13 @@ class CausalSelfAttention(nn.Module):
         self,
         x: torch.Tensor,
         mask: torch.Tensor | None,
-        kv_cache: KVCache | None = None,
-        input_pos: torch.Tensor | None = None,
+        pages: Pages | None = None,
     ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hd)
-        if kv_cache is not None:
-            k, v = kv_cache.update(self.layer_idx, input_pos, k, v)  # (B, nh, S, hd)
+        if pages is not None:
+            k, v = pages.update(self.layer_idx, k, v)  # (B, nh, S, hd): the row's cached keys and these
         y = F.scaled_dot_product_attention(
             q, k, v,
             attn_mask=mask,

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from gptkit.config import GPTConfig
 from gptkit.errors import GptkitError
 from gptkit.model.attention import CausalSelfAttention, attention_inputs
-from gptkit.model.kv_cache import KVCache
+from gptkit.model.kv_cache import KVCache, Pages, RowCache
 from gptkit.model.loss import linear_cross_entropy
 from gptkit.tensor_io import load_tensors, save_tensors
 
@@ -49,11 +49,11 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, mask, kv_cache=None, input_pos=None):
+    def forward(self, x, mask, pages=None):
         if self.pre_ln:  # GPT-2: x + f(LN(x))
-            x = x + self.attn(self.ln_1(x), mask, kv_cache, input_pos)
+            x = x + self.attn(self.ln_1(x), mask, pages)
             return x + self.mlp(self.ln_2(x))
-        x = self.ln_1(x + self.attn(x, mask, kv_cache, input_pos))  # GPT-1: LN(x + f(x))
+        x = self.ln_1(x + self.attn(x, mask, pages))  # GPT-1: LN(x + f(x))
         return self.ln_2(x + self.mlp(x))
 
 
@@ -108,8 +108,7 @@ class GPT(nn.Module):
         self,
         idx: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        kv_cache: KVCache | None = None,
-        input_pos: torch.Tensor | None = None,
+        kv_cache: Pages | None = None,
         return_hidden: bool = False,
         targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -118,13 +117,13 @@ class GPT(nn.Module):
         whatever compiles or wraps the model, without making the logits (linear_cross_entropy).
 
         attention_mask (B, T): 1 for real tokens, 0 for padding (left or right).
-        kv_cache / input_pos (T,): write this chunk at cache slots input_pos and attend to the cache.
+        kv_cache: where this chunk's keys go in a paged KV cache and which it attends to (KVCache.pages).
         """
         cfg = self.config
-        inputs = attention_inputs(cfg, idx.shape[1], attention_mask, kv_cache, input_pos, idx.device)
+        inputs = attention_inputs(cfg, idx.shape[1], attention_mask, kv_cache, idx.device)
         x = self.drop(self.wte(idx) + self.position_embedding(inputs.positions))  # (B, T, n_embd)
         for i, block in enumerate(self.h):
-            x = block(x, inputs.mask(cfg, i), kv_cache, inputs.input_pos)
+            x = block(x, inputs.mask(cfg, i), kv_cache)
         if cfg.ln_order == "pre":
             x = self.ln_f(x)
         if targets is not None:
@@ -144,13 +143,15 @@ class GPT(nn.Module):
             return self.output(hidden)
         return F.linear(hidden, self.wte.weight)
 
-    def new_kv_cache(self, batch_size: int, max_len: int | None = None, dtype: torch.dtype | None = None,
-                     static: bool = True) -> KVCache:
-        """A cache for ``batch_size`` rows; ``static`` attends over every slot (CUDA graphs), not the filled prefix."""
-        cfg = self.config
-        p = self.wte.weight
-        return KVCache(cfg.n_layer, batch_size, cfg.n_head, max_len or cfg.block_size, cfg.head_dim,
-                       device=p.device, dtype=dtype or p.dtype, static=static)
+    def new_kv_cache(self, n_blocks: int, block_len: int = 16, dtype: torch.dtype | None = None) -> KVCache:
+        """A paged cache of ``n_blocks`` blocks of ``block_len`` positions, on the model's device."""
+        cfg, p = self.config, self.wte.weight
+        return KVCache(cfg.n_layer, n_blocks, block_len, cfg.n_head, cfg.head_dim, p.device, dtype or p.dtype)
+
+    def row_cache(self, batch_size: int, max_len: int | None = None) -> RowCache:
+        """A cache of ``batch_size`` rows of ``max_len`` positions (the context), each in blocks of its own."""
+        max_len, block_len = max_len or self.config.block_size, 16
+        return RowCache(self.new_kv_cache(batch_size * -(-max_len // block_len), block_len), batch_size, max_len)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

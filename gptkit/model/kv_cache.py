@@ -1,85 +1,108 @@
-"""A key/value cache preallocated to the context length.
+"""The paged key/value cache: one pool of fixed-size blocks that sequences take as they grow.
 
-New keys are written in place at ``input_pos``, so the buffers never move or grow. Attention reads
-them one of two ways: ``static`` reads all ``max_len`` slots (masking the empty ones), so the decode
-step has the same shapes every time and can be captured in a CUDA graph; otherwise it reads only the
-filled prefix, which is what eager decoding wants (on the CPU, attention over 100 slots, not 1,024).
+A sequence's keys and values live in the blocks its *block table* lists, in order: position p sits in
+block ``table[p // block_len]`` at offset ``p % block_len``. Memory follows the tokens in use, not
+rows x context, and a block whose tokens another sequence shares (a chat's earlier turns) can be read
+by both: which blocks a sequence holds is the engine's business (gptkit.inference.blocks); this
+module only stores them and reads and writes them for one forward pass (``Pages``).
 
-``input_pos`` is (T,) when every row writes the same slots (a batch decoded together), or (B, T) when
-each row has its own (continuous batching: sequences join and leave at different lengths, each in a
-row of its own, see ``rows`` and ``move``).
+Two blocks are reserved: block 0 stays zero and is what a row reads past its end (zeros, never
+uninitialised memory, whose NaNs would leak through attention's masked-out weights), and block 1
+takes the writes of padding tokens.
 """
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass
 
 import torch
 
+ZERO_BLOCK, TRASH_BLOCK = 0, 1
+RESERVED_BLOCKS = 2
+
 
 class KVCache:
-    def __init__(self, n_layer: int, batch_size: int, n_head: int, max_len: int, head_dim: int,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, static: bool = True):
-        shape = (n_layer, batch_size, n_head, max_len, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.valid = torch.zeros(batch_size, max_len, dtype=torch.bool, device=device)  # real tokens
-        self.static = static
-        self.end = 0  # slots [0, end) have been written since the last reset
+    """The pool: keys and values of every layer, (n_layer, n_blocks * block_len, n_head, head_dim).
+
+    Allocated with ``torch.empty``: on the CPU its pages take memory only once written, so a large
+    pool costs what the sequences in it use.
+    """
+
+    def __init__(self, n_layer: int, n_blocks: int, block_len: int, n_head: int, head_dim: int,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        shape = (n_layer, (RESERVED_BLOCKS + n_blocks) * block_len, n_head, head_dim)
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
+        self.k[:, :block_len].zero_()
+        self.v[:, :block_len].zero_()
+        self.block_len, self.n_blocks = block_len, n_blocks
 
     @property
-    def batch_size(self) -> int:
-        return self.k.shape[1]
+    def blocks(self) -> range:
+        """The ids of the blocks sequences may take."""
+        return range(RESERVED_BLOCKS, RESERVED_BLOCKS + self.n_blocks)
 
-    @property
-    def max_len(self) -> int:
-        return self.k.shape[3]
+    @staticmethod
+    def bytes_per_token(n_layer: int, n_head: int, head_dim: int, dtype: torch.dtype) -> int:
+        return 2 * n_layer * n_head * head_dim * dtype.itemsize
+
+    def pages(self, table: torch.Tensor, input_pos: torch.Tensor, real: torch.Tensor | None = None,
+              n_keys: int | None = None) -> Pages:
+        """Where a forward pass writes its T new tokens and what it reads (see Pages).
+
+        table (B, max_blocks) block ids; input_pos (B, T) or shared (T,) positions of the new tokens;
+        real (B, T) marks the real ones (padding writes to the trash block); the rows read keys at
+        positions [0, n_keys), by default as far as the table reaches (fixed shapes: CUDA graphs).
+        """
+        B, L = table.shape[0], self.block_len
+        input_pos = input_pos.expand(B, -1) if input_pos.dim() == 1 else input_pos
+        last = input_pos if real is None else torch.where(real, input_pos, -1)
+        end = (last.amax(dim=1) + 1).clamp(min=1)  # (B,): each row's length after this pass
+        n_keys = n_keys or table.shape[1] * L
+        write = table.gather(1, input_pos.clamp(max=table.shape[1] * L - 1) // L) * L + input_pos % L
+        if real is not None:
+            write = torch.where(real, write, TRASH_BLOCK * L)
+        s = torch.arange(n_keys, device=table.device)
+        read = table[:, s // L] * L + s % L  # (B, S): the slot of each position
+        read = torch.where(s < end[:, None], read, ZERO_BLOCK * L)
+        return Pages(self, write, read, torch.minimum(input_pos, end[:, None] - 1))
+
+
+@dataclass
+class Pages:
+    """One forward pass's view of the cache: the slots its new tokens are written to (B, T), the slots
+    each row reads in position order (B, S), and the positions the new tokens attend from (B, T):
+    a padding token's is clamped to its row's last real one, so it sees real keys (no NaN) and a
+    learned position embedding has it."""
+
+    cache: KVCache
+    write: torch.Tensor
+    read: torch.Tensor
+    positions: torch.Tensor
 
     @property
     def n_keys(self) -> int:
-        """How many slots attention reads."""
-        return self.max_len if self.static else self.end
+        return self.read.shape[1]
 
-    def reset(self) -> None:
-        self.valid.zero_()
-        self.end = 0
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write k, v (B, nh, T, hd) at their slots; this layer's keys and values (B, nh, S, hd)."""
+        B, nh, T, hd = k.shape
+        slots = self.write.reshape(-1)
+        self.cache.k[layer].index_copy_(0, slots, k.transpose(1, 2).reshape(B * T, nh, hd).to(self.cache.k.dtype))
+        self.cache.v[layer].index_copy_(0, slots, v.transpose(1, 2).reshape(B * T, nh, hd).to(self.cache.v.dtype))
+        return self.cache.k[layer][self.read].transpose(1, 2), self.cache.v[layer][self.read].transpose(1, 2)
 
-    def mark(self, input_pos: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
-        """Record which of the slots being written hold real tokens (not padding)."""
-        if input_pos.dim() == 2:
-            filled = torch.ones_like(input_pos, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-            self.valid.scatter_(1, input_pos, filled)
-        elif attention_mask is None:
-            self.valid.index_fill_(1, input_pos, True)
-        else:
-            self.valid.index_copy_(1, input_pos, attention_mask.bool())
-        if not self.static:  # reads input_pos on the host: no CUDA graph here
-            self.end = max(self.end, int(input_pos.max()) + 1)
 
-    def update(self, layer: int, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """Write k, v (B, nh, T, hd) at slots ``input_pos`` (T,) or (B, T); return this layer's keys and
-        values (B, nh, n_keys, hd)."""
-        if input_pos.dim() == 2:
-            rows = torch.arange(input_pos.shape[0], device=input_pos.device)[:, None]  # (B, 1)
-            self.k[layer][rows, :, input_pos] = k.transpose(1, 2).to(self.k.dtype)  # indexed as (B, T, nh, hd)
-            self.v[layer][rows, :, input_pos] = v.transpose(1, 2).to(self.v.dtype)
-        else:
-            self.k[layer].index_copy_(2, input_pos, k.to(self.k.dtype))
-            self.v[layer].index_copy_(2, input_pos, v.to(self.v.dtype))
-        return self.k[layer, :, :, : self.n_keys], self.v[layer, :, :, : self.n_keys]
+class RowCache:
+    """A cache of ``batch_size`` rows of ``max_len`` positions each (rows own fixed blocks): for a
+    caller that feeds every row the same positions, chunk by chunk (the model's own tests, parity
+    checks against transformers)."""
 
-    def keep(self, rows: torch.Tensor) -> None:
-        """Drop every batch row not in ``rows`` (e.g. finished ones), so they stop costing compute."""
-        self.k, self.v, self.valid = self.k[:, rows], self.v[:, rows], self.valid[rows]
+    def __init__(self, cache: KVCache, batch_size: int, max_len: int):
+        per_row = -(-max_len // cache.block_len)
+        self.cache = cache
+        self.table = torch.arange(per_row * batch_size, device=cache.k.device).view(batch_size, per_row) + RESERVED_BLOCKS
 
-    def rows(self, start: int, stop: int) -> KVCache:
-        """Rows [start, stop) as a cache of their own that writes into this one's buffers (no copy).
-        Its ``end`` starts at 0: a non-static view reads only as far as its rows were written."""
-        view = copy.copy(self)
-        view.k, view.v, view.valid = self.k[:, start:stop], self.v[:, start:stop], self.valid[start:stop]
-        view.end = 0
-        return view
-
-    def move(self, src: int, dst: int) -> None:
-        """Copy row ``src`` over row ``dst`` (keys, values and which slots are real)."""
-        self.k[:, dst], self.v[:, dst], self.valid[dst] = self.k[:, src], self.v[:, src], self.valid[src]
+    def pages(self, input_pos: torch.Tensor, real: torch.Tensor | None = None) -> Pages:
+        n_keys = int(input_pos.max()) + 1
+        return self.cache.pages(self.table, input_pos, real, n_keys)

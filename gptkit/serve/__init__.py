@@ -17,7 +17,16 @@ def build_app(loaded: dict[str, tuple[GPT, Tokenizer]], cfg: ServerConfig, engin
     """The app serving each (model, tokenizer) under its name; ``backward`` reranks the first one's chat replies."""
     models: dict[str, ServedModel] = {}
     metrics = Metrics(lambda: sum(m.engine.queue_depth() for m in models.values()),
-                      lambda: sum(len(m.engine.running) for m in models.values()))
+                      lambda: sum(len(m.engine.running) for m in models.values()),
+                      lambda: cache_stats([m.engine.decode for m in models.values()]))
     for i, (name, pair) in enumerate(loaded.items()):
         models[name] = serve_model(name, pair, template, engine, metrics, backward if i == 0 else None, num_hypotheses)
     return create_app(models, cfg, metrics)
+
+
+def cache_stats(engines) -> tuple[float, float, float]:
+    """Prefix-cache hit and queried tokens, and the share of KV cache blocks held, over all models."""
+    blocks = [e.blocks for e in engines]
+    held = sum(b.cache_size - len(b.free) - len(b.idle) for b in blocks)
+    return (sum(b.hit_tokens for b in blocks), sum(b.looked_up_tokens for b in blocks),
+            held / max(1, sum(b.cache_size for b in blocks)))

@@ -16,13 +16,20 @@ class Metrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, queue_depth: Callable[[], float], running: Callable[[], float]):
+    def __init__(self, queue_depth: Callable[[], float], running: Callable[[], float],
+                 cache: Callable[[], tuple[float, float, float]] = lambda: (0, 0, 0)):
         self.registry = r = CollectorRegistry()
         self.requests = Counter("gptkit_requests", "HTTP requests by path and status", ["path", "status"], registry=r)
         self.prompt_tokens = Counter("gptkit_prompt_tokens", "Prompt tokens read", registry=r)
         self.completion_tokens = Counter("gptkit_completion_tokens", "Tokens generated", registry=r)
         Gauge("gptkit_queue_depth", "Sequences waiting for a cache row", registry=r).set_function(queue_depth)
         Gauge("gptkit_running_sequences", "Sequences being decoded", registry=r).set_function(running)
+        Gauge("gptkit_prefix_cache_hit_tokens", "Prompt tokens whose keys came from the prefix cache",
+              registry=r).set_function(lambda: cache()[0])
+        Gauge("gptkit_prefix_cache_queried_tokens", "Prompt tokens looked up in the prefix cache",
+              registry=r).set_function(lambda: cache()[1])
+        Gauge("gptkit_kv_cache_usage", "Share of the KV cache's blocks that sequences hold",
+              registry=r).set_function(lambda: cache()[2])
         self.ttft = Histogram("gptkit_time_to_first_token_seconds", "From a sequence's arrival to its first token",
                               buckets=LATENCY_BUCKETS, registry=r)
         self.token_latency = Histogram("gptkit_time_per_output_token_seconds", "Between a sequence's tokens",

@@ -60,7 +60,7 @@ def test_a_backward_model_with_another_vocabulary_is_refused():
 def test_prompt_keeps_max_history_turns_and_sampling_keeps_the_penalty(monkeypatch):
     seen = []
 
-    def spy(model, prompts, cfg, eot_id, use_cache=True):
+    def spy(model, prompts, cfg, eot_id, use_cache=True, static=None, engine=None):
         seen.append((TOK.decode(prompts[0]), cfg))
         yield from [torch.tensor([TOK.encode("h")[0]]), torch.tensor([EOT])]
 
@@ -79,7 +79,7 @@ def test_prompt_keeps_max_history_turns_and_sampling_keeps_the_penalty(monkeypat
 
 
 def test_mmi_reply_is_the_best_ranked_sample():
-    bot = Chatbot(tiny(0), TOK, ChatConfig(SamplingConfig(max_new_tokens=4, top_k=10, seed=0), num_hypotheses=6),
+    bot = Chatbot(tiny(0), TOK, ChatConfig(SamplingConfig(max_new_tokens=8, top_k=10, seed=0), num_hypotheses=8),
                   backward=(tiny(1), TOK))
     reply = "".join(bot.reply("ab"))
     scores = [h.backward for h in bot.hypotheses]
@@ -88,7 +88,7 @@ def test_mmi_reply_is_the_best_ranked_sample():
 
 def test_mmi_ranks_replies_cut_off_at_the_length_limit_only_when_nothing_finished(monkeypatch):
     samples = [TOK.encode("gggg"), TOK.encode("ef")]
-    monkeypatch.setattr(bot_module, "generate_ids", lambda model, prompts, cfg, eot: samples)
+    monkeypatch.setattr(bot_module, "generate_ids", lambda model, prompts, cfg, eot, engine: samples)
     bot = Chatbot(tiny(0), TOK, ChatConfig(SamplingConfig(max_new_tokens=4)), backward=(tiny(1), TOK))
     assert "".join(bot.reply("ab")) == "ef" and [h.text for h in bot.hypotheses] == ["ef"]
     samples[1] = TOK.encode("hhhh")

@@ -60,9 +60,9 @@ def assert_same_logits(hf_model, ours):
         with torch.no_grad():
             expected = hf_model(x).logits
         torch.testing.assert_close(ours(x), expected, atol=1e-4, rtol=1e-4)
-        cache = ours.new_kv_cache(x.shape[0])  # and through the KV cache, in two chunks
-        first = ours(x[:, :25], kv_cache=cache, input_pos=torch.arange(25))
-        rest = ours(x[:, 25:], kv_cache=cache, input_pos=torch.arange(25, 40))
+        cache = ours.row_cache(x.shape[0])  # and through the KV cache, in two chunks
+        first = ours(x[:, :25], kv_cache=cache.pages(torch.arange(25)))
+        rest = ours(x[:, 25:], kv_cache=cache.pages(torch.arange(25, 40)))
         torch.testing.assert_close(torch.cat([first, rest], 1), expected, atol=1e-4, rtol=1e-4)
 
 

@@ -9,9 +9,9 @@ from gptkit.cli.main import cli
 from gptkit.inference import SamplingConfig, generate, generate_ids, stream_text
 from gptkit.inference.sampling import (
     MAX_SEED,
+    Sampler,
     apply_repetition_penalty,
     offset_seed,
-    process_logits,
     sample,
     top_k_filter,
     top_p_filter,
@@ -78,20 +78,20 @@ def test_long_prompt_is_left_truncated_with_a_warning(caplog):
 
 def test_top_k_keeps_exactly_k():
     logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
-    kept = torch.isfinite(top_k_filter(logits, 2))
-    assert kept.tolist() == [[False, True, False, True, False]]
+    kept = torch.isfinite(top_k_filter(logits.expand(2, -1), torch.tensor([2, 0]), 2))
+    assert kept.tolist() == [[False, True, False, True, False], [True] * 5]  # k = 0 keeps all
 
 
 def test_top_p_keeps_the_smallest_nucleus():
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
-    kept = torch.isfinite(top_p_filter(probs.log(), 0.75)).tolist()
-    assert kept == [[True, True, False, False]]  # 0.5 < 0.75, 0.5 + 0.3 >= 0.75
-    assert torch.isfinite(top_p_filter(probs.log(), 0.5)).tolist() == [[True, False, False, False]]
+    kept = torch.isfinite(top_p_filter(probs.log().expand(3, -1), torch.tensor([0.75, 0.5, 1.0]))).tolist()
+    assert kept[0] == [True, True, False, False]  # 0.5 < 0.75, 0.5 + 0.3 >= 0.75
+    assert kept[1:] == [[True, False, False, False], [True] * 4]
 
 
 def test_repetition_penalty_lowers_positive_and_negative_logits():
     logits = torch.tensor([[2.0, -2.0, 1.0]])
-    out = apply_repetition_penalty(logits, torch.tensor([[True, True, False]]), 2.0)
+    out = apply_repetition_penalty(logits, torch.tensor([[True, True, False]]), torch.tensor([[2.0]]))
     assert out.tolist() == [[1.0, -4.0, 1.0]]  # -2 / 2 would have made token 1 more likely
 
 
@@ -102,9 +102,20 @@ def test_repetition_penalty_ignores_the_padding_of_shorter_prompts():
     assert generate_ids(model, prompts, cfg, eot_id=0) == [generate_ids(model, [p], cfg, eot_id=0)[0] for p in prompts]
 
 
-def test_temperature_scales_logits():
-    logits = torch.tensor([[1.0, 2.0]])
-    torch.testing.assert_close(process_logits(logits, SamplingConfig(temperature=0.5)), logits * 2)
+def test_each_row_samples_with_its_own_settings_in_one_call():
+    """Rows of one batch with different temperatures, top-k, top-p and seeds each sample as they would
+    alone, and greedy rows take the argmax beside them."""
+    torch.manual_seed(0)
+    logits = torch.randn(4, 50)
+    cfgs = [SamplingConfig(temperature=0.5), SamplingConfig(temperature=0), SamplingConfig(top_k=3, seed=7),
+            SamplingConfig(top_p=0.5, temperature=2.0, seed=8, repetition_penalty=1.5)]
+    sampler = Sampler(4, 50, torch.device("cpu"))
+    for row, cfg in enumerate(cfgs):
+        sampler.set_row(row, cfg, [1, 2])
+    torch.testing.assert_close(sampler.process(logits, [0])[0], logits[0] * 2)  # temperature 0.5
+    together = sampler.sample(logits, [0, 1, 2, 3]).tolist()
+    assert together[1] == int(logits[1].argmax())
+    assert together[2:] == [int(sample(logits[r: r + 1], cfgs[r], [1, 2])[0]) for r in (2, 3)]
 
 
 @pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_k=0), dict(top_p=1.5), dict(repetition_penalty=0),
@@ -119,8 +130,7 @@ def test_extreme_settings_sample_a_real_token(tiny):
     """A temperature too small to divide by is greedy, a top-p under float32's least keeps the likeliest
     token, and logits an extreme penalty overflows stay finite: never NaNs, whose argmax is token 0."""
     logits = torch.tensor([[0.5, 3.0, -1.0, 2.0]])
-    seen = torch.tensor([[False, False, True, True]])
-    token = sample(logits, SamplingConfig(**tiny), torch.Generator().manual_seed(0), seen)
+    token = sample(logits, SamplingConfig(**tiny, seed=0), prompt=[2, 3])  # tokens 2 and 3 were seen
     assert token.tolist() == ([3] if "repetition_penalty" in tiny else [1])  # the seen token with a positive logit
 
 

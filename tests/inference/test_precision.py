@@ -15,10 +15,8 @@ from gptkit.data import shakespeare_splits
 from gptkit.eval import perplexity
 from gptkit.inference import SamplingConfig, generate_ids
 from gptkit.inference.precision import pick_precision
-from gptkit.model import KVCache
 from gptkit.model.quantize import Int8Linear, int8_supported
 from tests.cli.test_cli import assert_clean_error
-from tests.conftest import tiny_model
 
 INT8 = pytest.mark.skipif(not int8_supported(), reason="int8 needs fbgemm (x86)")
 LOW_PRECISION = {"bf16": dict(dtype=torch.bfloat16), "int8": pytest.param(dict(quantize="int8"), marks=INT8)}
@@ -66,22 +64,6 @@ def test_low_precision_keeps_perplexity_and_greedy_choices(trained_tiny, held_ou
     cfg = SamplingConfig(max_new_tokens=20, temperature=0, stop_at_eot=False)
     same = sum(a == b for a, b in zip(generate_ids(exact, prompts, cfg, tok.eot_id), generate_ids(fast, prompts, cfg, tok.eot_id)))
     assert same >= len(prompts) // 2  # whole continuations; one flipped near-tie changes the rest of a row
-
-
-def test_rows_that_finish_leave_the_batch_and_the_others_are_unchanged(monkeypatch):
-    model = tiny_model()
-    prompts = [[5, 6, 7], [11, 12], [13], [20, 21, 22, 23]]
-    free = generate_ids(model, prompts, SamplingConfig(max_new_tokens=30, temperature=0, stop_at_eot=False), eot_id=0)
-    eot = free[0][2]  # the first row ends at its third token, the others later or never
-    kept = []
-    keep = KVCache.keep
-    monkeypatch.setattr(KVCache, "keep", lambda self, rows: (kept.append(rows.tolist()), keep(self, rows)))
-    cfg = SamplingConfig(max_new_tokens=30, temperature=0)
-    batched = generate_ids(model, prompts, cfg, eot)
-    assert batched == [generate_ids(model, [p], cfg, eot)[0] for p in prompts]
-    assert kept and len({len(row) for row in batched}) > 1
-    sampled = SamplingConfig(max_new_tokens=30, temperature=1.0, seed=0)  # a row's draws ignore the others leaving
-    assert generate_ids(model, prompts, sampled, eot) == generate_ids(model, prompts, sampled, eot, static=True)
 
 
 @INT8

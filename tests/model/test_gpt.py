@@ -75,25 +75,25 @@ def test_padded_batch_equals_each_sequence_alone(variant_model, side):
 def test_kv_cache_chunks_equal_one_full_forward(variant_model):
     x = torch.randint(0, 256, (2, 20))
     full = variant_model(x)
-    cache = variant_model.new_kv_cache(2)
+    cache = variant_model.row_cache(2)
     pieces, start = [], 0
     for size in (7, 1, 5, 1, 6):
-        pieces.append(variant_model(x[:, start:start + size], kv_cache=cache, input_pos=torch.arange(start, start + size)))
+        pieces.append(variant_model(x[:, start:start + size], kv_cache=cache.pages(torch.arange(start, start + size))))
         start += size
     torch.testing.assert_close(torch.cat(pieces, 1), full, atol=1e-5, rtol=1e-5)
 
 
 def test_kv_cache_is_preallocated_and_never_grows():
     model = tiny_model()
-    cache = model.new_kv_cache(1)
-    shape, ptr = cache.k.shape, cache.k.data_ptr()
-    model(torch.randint(0, 256, (1, 5)), kv_cache=cache, input_pos=torch.arange(5))
-    model(torch.randint(0, 256, (1, 1)), kv_cache=cache, input_pos=torch.tensor([5]))
-    assert cache.k.shape == shape == (2, 1, 2, 64, 16) and cache.k.data_ptr() == ptr
+    cache = model.row_cache(1)
+    shape, ptr = cache.cache.k.shape, cache.cache.k.data_ptr()
+    model(torch.randint(0, 256, (1, 5)), kv_cache=cache.pages(torch.arange(5)))
+    model(torch.randint(0, 256, (1, 1)), kv_cache=cache.pages(torch.tensor([5])))
+    assert cache.cache.k.shape == shape == (2, (2 + 4) * 16, 2, 16) and cache.cache.k.data_ptr() == ptr
 
 
 def test_banded_mask_limits_attention_to_the_window():
-    mask = build_attention_mask(torch.arange(6), 6, None, window=3)[0, 0]
+    mask = build_attention_mask(6, None, window=3)[0, 0]
     expected = torch.tensor([[abs(q - k) < 3 and k <= q for k in range(6)] for q in range(6)])
     assert torch.equal(mask, expected)
 
