@@ -11,7 +11,7 @@ from gptkit.chat import bot as bot_module
 from gptkit.chat.bot import Chatbot, ChatConfig
 from gptkit.chat.mmi import check_same_tokenizer, rerank
 from gptkit.errors import GptkitError
-from gptkit.inference import SamplingConfig
+from gptkit.inference import SamplingConfig, generate
 from gptkit.tokenizer import Tokenizer
 
 TOK = Tokenizer.char("abcdefgh 你好")
@@ -94,3 +94,16 @@ def test_mmi_ranks_replies_cut_off_at_the_length_limit_only_when_nothing_finishe
     samples[1] = TOK.encode("hhhh")
     "".join(bot.reply("ab"))
     assert sorted(h.text for h in bot.hypotheses) == ["gggg", "hhhh"]
+
+
+def test_a_greedy_turn_is_generate_of_its_prompt_and_the_next_reuses_its_cached_blocks():
+    """Each greedy reply is exactly what generate() gives its prompt, the second turn's too, though
+    its prompt starts with the first turn's, whose cache blocks it reuses instead of computing them."""
+    model = tiny(0)
+    greedy = SamplingConfig(max_new_tokens=10, temperature=0)
+    bot = Chatbot(model, TOK, ChatConfig(greedy, max_history=3))
+    for message in ("abcdefgh abcdefgh abcdefgh", "hgfedcba 你好"):
+        prompt_ids = bot._source(" ".join(message.split()))[1]
+        expected = generate(model, TOK, TOK.decode(prompt_ids), greedy)[0].strip()
+        assert "".join(bot.reply(message)).strip() == expected
+    assert bot.engine.blocks.hit_tokens >= 16  # the first turn's 27 prompt tokens: one whole block

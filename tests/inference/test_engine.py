@@ -119,3 +119,13 @@ def test_rows_that_finish_leave_the_batch_and_the_others_are_unchanged():
     assert sizes[-1] == 0 and 0 < min(sizes[:-1]) < 4 and len({len(s.generated) for s in seqs}) > 1  # rows left early
     sampled = SamplingConfig(max_new_tokens=30, temperature=1.0, seed=0)  # a row's draws ignore the others leaving
     assert generate_ids(model, prompts, sampled, eot) == generate_ids(model, prompts, sampled, eot, static=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (bash benchmarks/decode_gpu.sh runs this)")
+def test_graphed_steps_of_every_batch_size_decode_as_eager_ones():
+    """On CUDA the server's engine replays one CUDA graph per batch-size bucket as sequences come and go."""
+    model = tiny_model().cuda()
+    graphed = Engine(model, max_batch=4)
+    assert graphed.runner.graphed
+    assert staggered(graphed, PROMPTS) == staggered(Engine(model, max_batch=4, static=False), PROMPTS)
+    assert sorted(graphed.runner.steps) == [1, 2, 4]
