@@ -87,10 +87,12 @@ class Pages:
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write k, v (B, nh, T, hd) at their slots; this layer's keys and values (B, nh, S, hd)."""
         B, nh, T, hd = k.shape
-        slots = self.write.reshape(-1)
-        self.cache.k[layer].index_copy_(0, slots, k.transpose(1, 2).reshape(B * T, nh, hd).to(self.cache.k.dtype))
-        self.cache.v[layer].index_copy_(0, slots, v.transpose(1, 2).reshape(B * T, nh, hd).to(self.cache.v.dtype))
-        return self.cache.k[layer][self.read].transpose(1, 2), self.cache.v[layer][self.read].transpose(1, 2)
+        slots, read = self.write.reshape(-1), self.read.reshape(-1)
+        out = []
+        for store, new in ((self.cache.k[layer], k), (self.cache.v[layer], v)):
+            store.index_copy_(0, slots, new.transpose(1, 2).reshape(B * T, nh, hd).to(store.dtype))
+            out.append(store.index_select(0, read).view(B, -1, nh, hd).transpose(1, 2))  # (B, nh, S, hd)
+        return out[0], out[1]
 
 
 class RowCache:
