@@ -12,6 +12,7 @@ from openai import OpenAI
 
 import gptkit
 from gptkit.chat.mmi import rerank
+from gptkit.inference import generate
 from tests.serve.conftest import Server, connect, raw
 
 pytestmark = pytest.mark.slow
@@ -296,3 +297,15 @@ def test_sigterm_lets_a_running_stream_finish_then_exits_cleanly(server, client,
     assert server.process.wait(timeout=60) == 0
 
 
+
+
+def test_a_greedy_reply_is_what_generate_gives_and_a_prompt_that_extends_it_reuses_its_blocks(server, client, lm):
+    """The server decodes through the same engine as generate(): the same greedy text. A second
+    prompt that starts with the first one's text (a chat's next turn) takes its cached blocks."""
+    model, tok = gptkit.load(lm)
+    first = PROMPT * 3  # 63 characters: three whole cache blocks of 16
+    assert greedy(client, lm, first) == generate(model, tok, first, max_new_tokens=20, temperature=0)[0]
+    hits = server.metric("gptkit_prefix_cache_hit_tokens")
+    longer = first + " What news?"
+    assert greedy(client, lm, longer) == generate(model, tok, longer, max_new_tokens=20, temperature=0)[0]
+    assert server.metric("gptkit_prefix_cache_hit_tokens") >= hits + 48
