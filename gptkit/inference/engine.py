@@ -45,6 +45,7 @@ class Sequence:
         self.cached = 0  # tokens whose keys are in the cache
         self.most = 0  # the most positions it takes in the cache (set when it joins)
         self.holding = Holding()
+        self.ring: list[int] = []  # the ring blocks of its banded layers' keys (GPT-3's alternating attention)
         self.stop_reason: tuple[str, str | None] | None = None  # asked to stop: (reason, error)
         self.finish_reason: str | None = None
 
@@ -79,8 +80,12 @@ class Engine:
         context = model.config.block_size
         self.model, self.eot_id, self.context, self.use_cache = model, eot_id, context, use_cache
         n_blocks = -(-(kv_cache_tokens or max_batch * context) // BLOCK_LEN)
-        self.cache = model.new_kv_cache(n_blocks, BLOCK_LEN)
-        self.blocks = Blocks(self.cache.blocks, BLOCK_LEN, prefix_cache and use_cache)
+        banded = model.config.attention == "alternating"
+        self.cache = model.new_kv_cache(n_blocks, BLOCK_LEN, rings=max_batch if banded else 0)
+        # A banded layer's ring holds no prefix another sequence could take over: no prefix reuse then.
+        self.blocks = Blocks(self.cache.blocks, BLOCK_LEN, prefix_cache and use_cache and not banded)
+        R = self.cache.ring_len
+        self.rings = [list(self.cache.rings[i * R: (i + 1) * R]) for i in range(max_batch)] if banded else []
         self.runner = Runner(model, self.cache, max_batch, device.type == "cuda" if static is None else static)
         self.sampler = Sampler(max_batch, vocab_size or model.config.vocab_size, device)
         self.max_batch = max_batch
@@ -139,10 +144,12 @@ class Engine:
                 return
             self.waiting.popleft()
             seq.holding, seq.cached = holding, len(holding.blocks) * BLOCK_LEN
+            seq.ring = self.rings.pop() if self.rings else []
             try:
                 self.sampler.set_row(len(self.running), seq.cfg, seq.tokens)
             except Exception as e:  # its own settings: it alone fails
                 self.blocks.release(seq.holding)
+                self.rings += [seq.ring] if seq.ring else []
                 self._finish(seq, "error", f"decoding failed: {e}")
                 continue
             self.running.append(seq)
@@ -191,6 +198,8 @@ class Engine:
             if not seq.done:
                 continue
             self.blocks.release(seq.holding)
+            if seq.ring:
+                self.rings.append(seq.ring)
             last = len(self.running) - 1
             if row != last:
                 self.running[row] = self.running[last]

@@ -27,6 +27,7 @@ class Cached(Protocol):
     tokens: list[int]  # the sequence as the model sees it
     cached: int  # how many of them have their keys in the cache
     blocks: list[int]  # the cache blocks holding them, in position order
+    ring: list[int]  # the ring blocks of the banded layers' keys (none without banded layers)
 
 
 class Runner:
@@ -49,7 +50,7 @@ class Runner:
         pos = torch.tensor([s.cached for s in seqs])[:, None] + torch.arange(T)  # (n, T)
         real = (torch.arange(T) < new_t[:, None]).to(device) if min(new) < T else None
         pages = self.cache.pages(self._table(seqs, max(len(s.blocks) for s in seqs)).to(device), pos.to(device),
-                                 real, max(len(s.tokens) for s in seqs))
+                                 real, max(len(s.tokens) for s in seqs), self._rings(seqs))
         with sdpa_kernel(PREFILL_BACKENDS) if T > 1 else contextlib.nullcontext():
             hidden = self.model(ids.to(device), kv_cache=pages, return_hidden=True)  # (n, T, n_embd)
         return self.model.lm_head(hidden[torch.arange(n), new_t - 1])  # only each row's last token
@@ -62,6 +63,11 @@ class Runner:
             table[row, : len(s.blocks)] = torch.tensor(s.blocks, dtype=torch.long)
         return table
 
+    def _rings(self, seqs: list[Cached]) -> torch.Tensor | None:
+        if not self.cache.ring_len:
+            return None
+        return torch.tensor([s.ring for s in seqs], dtype=torch.long, device=self.cache.k.device)
+
     def _static_step(self, seqs: list[Cached]) -> torch.Tensor:
         n = len(seqs)
         size = 1 << (n - 1).bit_length()  # the next power of two
@@ -73,6 +79,9 @@ class Runner:
         step.pos[:n, 0] = torch.tensor([s.cached for s in seqs])
         step.real[:n] = True
         step.table[:n] = self._table(seqs, self.max_blocks).to(step.table.device)
+        if step.ring is not None:
+            step.ring.fill_(ZERO_BLOCK)
+            step.ring[:n] = self._rings(seqs)
         return step.run()[:n]
 
 
@@ -86,10 +95,11 @@ class StaticStep:
         self.pos = torch.zeros(size, 1, dtype=torch.long, device=device)
         self.real = torch.zeros(size, 1, dtype=torch.bool, device=device)
         self.table = torch.zeros(size, max_blocks, dtype=torch.long, device=device)
+        self.ring = torch.zeros(size, cache.ring_len, dtype=torch.long, device=device) if cache.ring_len else None
         self.graphed, self.graph, self.logits = graphed, None, None
 
     def forward(self) -> torch.Tensor:
-        pages = self.cache.pages(self.table, self.pos, self.real)
+        pages = self.cache.pages(self.table, self.pos, self.real, ring=self.ring)
         return self.model(self.ids, kv_cache=pages)[:, -1]  # (size, V)
 
     def run(self) -> torch.Tensor:

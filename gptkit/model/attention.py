@@ -46,10 +46,10 @@ class AttentionInputs:
 
     positions: torch.Tensor  # (B|1, T) their positions, padding before them not counted
     dense: torch.Tensor | None  # (B|1, 1, T, S) mask of the dense layers; None: plain causal
-    banded: torch.Tensor | None  # the same for GPT-3's locally banded layers
+    valid: torch.Tensor | None  # (B, T) the real tokens, for GPT-3's banded layers (which build their own band)
 
     def mask(self, config: GPTConfig, layer: int) -> torch.Tensor | None:
-        return self.banded if config.is_banded(layer) else self.dense
+        return self.valid if config.is_banded(layer) else self.dense
 
 
 def attention_inputs(config: GPTConfig, T: int, attention_mask: torch.Tensor | None, pages: Pages | None,
@@ -62,19 +62,14 @@ def attention_inputs(config: GPTConfig, T: int, attention_mask: torch.Tensor | N
     """
     if pages is not None:
         q = pages.positions  # (B, T)
-        k = torch.arange(pages.n_keys, device=device)
-        causal = k <= q[:, :, None]  # (B, T, S)
-        dense, banded = causal[:, None], None
-        if config.attention == "alternating":
-            banded = (causal & (k > q[:, :, None] - config.local_window))[:, None]
-        return AttentionInputs(q, dense, banded)
+        causal = torch.arange(pages.n_keys, device=device) <= q[:, :, None]  # (B, T, S)
+        return AttentionInputs(q, causal[:, None], None)  # banded layers: pages.band
     if T > config.block_size:
         raise GptkitError(f"sequence of length {T} exceeds the context length {config.block_size}")
     valid = attention_mask.bool() if attention_mask is not None else None  # (B, T)
     positions = torch.arange(T, device=device)[None] if valid is None else positions_from_mask(valid)  # (B|1, T)
     dense = None if valid is None else build_attention_mask(T, valid, None)  # None: SDPA's causal mask
-    banded = build_attention_mask(T, valid, config.local_window, device) if config.attention == "alternating" else None
-    return AttentionInputs(positions, dense, banded)
+    return AttentionInputs(positions, dense, valid)
 
 
 class CausalSelfAttention(nn.Module):
@@ -82,6 +77,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.layer_idx = layer_idx
         self.n_head = config.n_head
+        self.window = config.local_window if config.is_banded(layer_idx) else None  # GPT-3's banded layers
         self.attn_pdrop = config.attn_pdrop
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # W_q, W_k, W_v
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # W_o
@@ -93,16 +89,29 @@ class CausalSelfAttention(nn.Module):
         mask: torch.Tensor | None,
         pages: Pages | None = None,
     ) -> torch.Tensor:
+        """``mask``: a dense layer's (B|1, 1, T, S) mask (None: causal), a banded layer's real keys (B, S) or None."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hd)
-        if pages is not None:
-            k, v = pages.update(self.layer_idx, k, v)  # (B, nh, S, hd): the row's cached keys and these
-        y = F.scaled_dot_product_attention(
-            q, k, v,
-            attn_mask=mask,
-            dropout_p=self.attn_pdrop if self.training else 0.0,
-            is_causal=mask is None,
-        )
+        dropout = self.attn_pdrop if self.training else 0.0
+        if self.window is not None:  # only the band: each query's last ``window`` positions
+            if pages is not None:
+                (k, v), mask = pages.update_band(self.layer_idx, k, v), pages.band.valid  # (B, nh, W-1+T, hd)
+            y = banded_attention(q, k, v, self.window, mask, dropout)
+        else:
+            if pages is not None:
+                k, v = pages.update(self.layer_idx, k, v)  # (B, nh, S, hd): the row's cached keys and these
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+
+def banded_attention(q, k, v, window, key_valid=None, dropout_p=0.0):  # TODO(issue 21): gptkit.model.banded
+    Tq, Tk = q.shape[2], k.shape[2]
+    i = torch.arange(Tk - Tq, Tk, device=q.device)[:, None]
+    j = torch.arange(Tk, device=q.device)
+    allowed = ((j <= i) & (j > i - window))[None]
+    if key_valid is not None:
+        allowed = allowed & key_valid[:, None, :]
+    allowed = allowed | (j == i)[None]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], dropout_p=dropout_p)

@@ -143,15 +143,20 @@ class GPT(nn.Module):
             return self.output(hidden)
         return F.linear(hidden, self.wte.weight)
 
-    def new_kv_cache(self, n_blocks: int, block_len: int = 16, dtype: torch.dtype | None = None) -> KVCache:
-        """A paged cache of ``n_blocks`` blocks of ``block_len`` positions, on the model's device."""
+    def new_kv_cache(self, n_blocks: int, block_len: int = 16, dtype: torch.dtype | None = None,
+                     rings: int = 0) -> KVCache:
+        """A paged cache of ``n_blocks`` blocks of ``block_len`` positions, and ``rings`` rings for the
+        banded layers' keys (GPT-3's alternating pattern), on the model's device."""
         cfg, p = self.config, self.wte.weight
-        return KVCache(cfg.n_layer, n_blocks, block_len, cfg.n_head, cfg.head_dim, p.device, dtype or p.dtype)
+        banded = [cfg.is_banded(i) for i in range(cfg.n_layer)]
+        window = cfg.local_window if any(banded) else None
+        return KVCache(banded, n_blocks, block_len, cfg.n_head, cfg.head_dim, p.device, dtype or p.dtype, window, rings)
 
     def row_cache(self, batch_size: int, max_len: int | None = None) -> RowCache:
         """A cache of ``batch_size`` rows of ``max_len`` positions (the context), each in blocks of its own."""
         max_len, block_len = max_len or self.config.block_size, 16
-        return RowCache(self.new_kv_cache(batch_size * -(-max_len // block_len), block_len), batch_size, max_len)
+        return RowCache(self.new_kv_cache(batch_size * -(-max_len // block_len), block_len, rings=batch_size),
+                        batch_size, max_len)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

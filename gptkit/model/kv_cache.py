@@ -6,9 +6,13 @@ rows x context, and a block whose tokens another sequence shares (a chat's earli
 by both: which blocks a sequence holds is the engine's business (gptkit.inference.blocks); this
 module only stores them and reads and writes them for one forward pass (``Pages``).
 
-Two blocks are reserved: block 0 stays zero and is what a row reads past its end (zeros, never
-uninitialised memory, whose NaNs would leak through attention's masked-out weights), and block 1
-takes the writes of padding tokens.
+GPT-3's locally banded layers never look further back than their window, so they keep their keys
+apart, in a *ring* of blocks per sequence: position p in ring block ``ring[(p // block_len) % R]``,
+R blocks holding at least the last ``window`` positions. Their cache stops growing past the window.
+
+Two blocks of each pool are reserved: block 0 stays zero and is what a row reads where it has no key
+(zeros, never uninitialised memory, whose NaNs would leak through attention's masked-out weights),
+and block 1 takes the writes of padding tokens.
 """
 
 from __future__ import annotations
@@ -21,38 +25,52 @@ ZERO_BLOCK, TRASH_BLOCK = 0, 1
 RESERVED_BLOCKS = 2
 
 
+def pool(n_layer: int, n_blocks: int, block_len: int, n_head: int, head_dim: int, device, dtype) -> torch.Tensor:
+    """Keys or values of ``n_layer`` layers in ``n_blocks`` blocks (plus the reserved ones), the zero
+    block zeroed. ``torch.empty``: on the CPU its pages take memory only once written."""
+    store = torch.empty(n_layer, (RESERVED_BLOCKS + n_blocks) * block_len, n_head, head_dim, device=device, dtype=dtype)
+    store[:, :block_len].zero_()
+    return store
+
+
 class KVCache:
-    """The pool: keys and values of every layer, (n_layer, n_blocks * block_len, n_head, head_dim).
+    """The pools: dense layers' keys and values (n_dense, slots, n_head, head_dim), paged by block
+    tables; banded layers' (n_banded, ring slots, n_head, head_dim), in ``rings`` rings of ``ring_len`` blocks."""
 
-    Allocated with ``torch.empty``: on the CPU its pages take memory only once written, so a large
-    pool costs what the sequences in it use.
-    """
-
-    def __init__(self, n_layer: int, n_blocks: int, block_len: int, n_head: int, head_dim: int,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
-        shape = (n_layer, (RESERVED_BLOCKS + n_blocks) * block_len, n_head, head_dim)
-        self.k = torch.empty(shape, device=device, dtype=dtype)
-        self.v = torch.empty(shape, device=device, dtype=dtype)
-        self.k[:, :block_len].zero_()
-        self.v[:, :block_len].zero_()
-        self.block_len, self.n_blocks = block_len, n_blocks
+    def __init__(self, banded: list[bool], n_blocks: int, block_len: int, n_head: int, head_dim: int,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 window: int | None = None, rings: int = 0):
+        self.block_len, self.n_blocks, self.window = block_len, n_blocks, window
+        self.index = [sum(b == kind for b in banded[:i]) for i, kind in enumerate(banded)]  # in its pool
+        self.banded = banded
+        shape = (block_len, n_head, head_dim, device, dtype)
+        self.k, self.v = (pool(banded.count(False), n_blocks, *shape) for _ in range(2))
+        self.ring_len = -(-(window - 1) // block_len) + 1 if window else 0  # blocks: >= window - 1 back, and the newest
+        self.ring_blocks = rings * self.ring_len
+        self.kb, self.vb = (pool(banded.count(True), self.ring_blocks, *shape) for _ in range(2))
 
     @property
     def blocks(self) -> range:
         """The ids of the blocks sequences may take."""
         return range(RESERVED_BLOCKS, RESERVED_BLOCKS + self.n_blocks)
 
-    @staticmethod
-    def bytes_per_token(n_layer: int, n_head: int, head_dim: int, dtype: torch.dtype) -> int:
-        return 2 * n_layer * n_head * head_dim * dtype.itemsize
+    @property
+    def rings(self) -> range:
+        """The ids of the ring blocks sequences may take (a ring is ``ring_len`` of them)."""
+        return range(RESERVED_BLOCKS, RESERVED_BLOCKS + self.ring_blocks)
+
+    def bytes_per_token(self) -> int:
+        """Bytes a position takes in the paged pool (the dense layers' keys and values)."""
+        return 2 * self.k[0, 0].numel() * self.k.dtype.itemsize * self.k.shape[0]
 
     def pages(self, table: torch.Tensor, input_pos: torch.Tensor, real: torch.Tensor | None = None,
-              n_keys: int | None = None) -> Pages:
+              n_keys: int | None = None, ring: torch.Tensor | None = None) -> Pages:
         """Where a forward pass writes its T new tokens and what it reads (see Pages).
 
-        table (B, max_blocks) block ids; input_pos (B, T) or shared (T,) positions of the new tokens;
-        real (B, T) marks the real ones (padding writes to the trash block); the rows read keys at
-        positions [0, n_keys), by default as far as the table reaches (fixed shapes: CUDA graphs).
+        table (B, max_blocks) block ids; input_pos (B, T) or shared (T,) positions of the new tokens
+        (consecutive in a row); real (B, T) marks the real ones (padding writes to the trash block);
+        the rows read keys at positions [0, n_keys), by default as far as the table reaches (fixed
+        shapes: CUDA graphs); ring (B, ring_len) each row's ring blocks, for banded layers.
         """
         B, L = table.shape[0], self.block_len
         input_pos = input_pos.expand(B, -1) if input_pos.dim() == 1 else input_pos
@@ -65,7 +83,34 @@ class KVCache:
         s = torch.arange(n_keys, device=table.device)
         read = table[:, s // L] * L + s % L  # (B, S): the slot of each position
         read = torch.where(s < end[:, None], read, ZERO_BLOCK * L)
-        return Pages(self, write, read, torch.minimum(input_pos, end[:, None] - 1))
+        band = None if ring is None else self._band(ring, input_pos, real, end)
+        return Pages(self, write, read, torch.minimum(input_pos, end[:, None] - 1), band)
+
+    def _band(self, ring: torch.Tensor, input_pos: torch.Tensor, real: torch.Tensor | None, end: torch.Tensor) -> Band:
+        L, R = self.block_len, ring.shape[1]
+
+        def slot(p: torch.Tensor) -> torch.Tensor:
+            return ring.gather(1, (p // L) % R) * L + p % L
+
+        past = input_pos[:, :1] - (self.window - 1) + torch.arange(self.window - 1, device=ring.device)  # (B, W-1)
+        past_valid = past >= 0
+        read = torch.where(past_valid, slot(past.clamp(min=0)), ZERO_BLOCK * L)
+        # only the newest (R - 1) blocks' worth is written: older positions of a long chunk would wrap around
+        keep = input_pos >= end[:, None] - (R - 1) * L
+        new_valid = torch.ones_like(keep) if real is None else real
+        write = torch.where(keep & new_valid, slot(input_pos), TRASH_BLOCK * L)
+        return Band(write, read, torch.cat([past_valid, new_valid], dim=1))
+
+
+@dataclass
+class Band:
+    """A banded layer's view for one pass: where the new keys go in the rings (B, T), where the
+    ``window - 1`` positions before them are read from (B, W-1), and which of those and the new
+    ones are real keys (B, W-1+T)."""
+
+    write: torch.Tensor
+    read: torch.Tensor
+    valid: torch.Tensor
 
 
 @dataclass
@@ -73,38 +118,63 @@ class Pages:
     """One forward pass's view of the cache: the slots its new tokens are written to (B, T), the slots
     each row reads in position order (B, S), and the positions the new tokens attend from (B, T):
     a padding token's is clamped to its row's last real one, so it sees real keys (no NaN) and a
-    learned position embedding has it."""
+    learned position embedding has it. ``band``: the same for banded layers' rings."""
 
     cache: KVCache
     write: torch.Tensor
     read: torch.Tensor
     positions: torch.Tensor
+    band: Band | None = None
 
     @property
     def n_keys(self) -> int:
         return self.read.shape[1]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write k, v (B, nh, T, hd) at their slots; this layer's keys and values (B, nh, S, hd)."""
-        B, nh, T, hd = k.shape
-        slots, read = self.write.reshape(-1), self.read.reshape(-1)
+        """Write a dense layer's k, v (B, nh, T, hd) at their slots; its keys and values (B, nh, S, hd)."""
+        i = self.cache.index[layer]
+        return store(self.cache.k[i], k, self.write, self.read), store(self.cache.v[i], v, self.write, self.read)
+
+    def update_band(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A banded layer's keys and values (B, nh, W-1+T, hd): the ``window - 1`` positions before the
+        new ones (from its ring; ``band.valid`` says which are real), then the new ones, which the ring
+        keeps. The new keys are used as computed, not read back: a long chunk overwrites its own start."""
+        i, band = self.cache.index[layer], self.band
         out = []
-        for store, new in ((self.cache.k[layer], k), (self.cache.v[layer], v)):
-            store.index_copy_(0, slots, new.transpose(1, 2).reshape(B * T, nh, hd).to(store.dtype))
-            out.append(store.index_select(0, read).view(B, -1, nh, hd).transpose(1, 2))  # (B, nh, S, hd)
+        for ring, new in ((self.cache.kb[i], k), (self.cache.vb[i], v)):
+            past = store(ring, None, None, band.read)  # read before the write, which may wrap over it
+            store(ring, new, band.write, None)
+            out.append(torch.cat([past.to(new.dtype), new], dim=2))
         return out[0], out[1]
 
 
+def store(pool: torch.Tensor, new: torch.Tensor | None, write: torch.Tensor | None,
+          read: torch.Tensor | None) -> torch.Tensor | None:
+    """Write ``new`` (B, nh, T, hd) at slots ``write`` (B, T) of one layer's pool (slots, nh, hd),
+    then read slots ``read`` (B, S) as (B, nh, S, hd) (index_select: advanced indexing is 60x slower)."""
+    _, nh, hd = pool.shape
+    if new is not None:
+        B, _, T, _ = new.shape
+        pool.index_copy_(0, write.reshape(-1), new.transpose(1, 2).reshape(B * T, nh, hd).to(pool.dtype))
+    if read is None:
+        return None
+    return pool.index_select(0, read.reshape(-1)).view(read.shape[0], -1, nh, hd).transpose(1, 2)
+
+
 class RowCache:
-    """A cache of ``batch_size`` rows of ``max_len`` positions each (rows own fixed blocks): for a
-    caller that feeds every row the same positions, chunk by chunk (the model's own tests, parity
-    checks against transformers)."""
+    """A cache of ``batch_size`` rows of ``max_len`` positions each (rows own fixed blocks and rings):
+    for a caller that feeds every row the same positions, chunk by chunk (the model's own tests,
+    parity checks against transformers)."""
 
     def __init__(self, cache: KVCache, batch_size: int, max_len: int):
         per_row = -(-max_len // cache.block_len)
+        device = cache.k.device
         self.cache = cache
-        self.table = torch.arange(per_row * batch_size, device=cache.k.device).view(batch_size, per_row) + RESERVED_BLOCKS
+        self.table = torch.arange(per_row * batch_size, device=device).view(batch_size, per_row) + RESERVED_BLOCKS
+        self.ring = None
+        if cache.ring_len:
+            self.ring = torch.arange(cache.ring_len * batch_size, device=device).view(batch_size, -1) + RESERVED_BLOCKS
 
     def pages(self, input_pos: torch.Tensor, real: torch.Tensor | None = None) -> Pages:
         n_keys = int(input_pos.max()) + 1
-        return self.cache.pages(self.table, input_pos, real, n_keys)
+        return self.cache.pages(self.table, input_pos, real, n_keys, self.ring)

@@ -4,7 +4,7 @@ prefixes, or decode in fixed shapes (the CUDA graph's twin) give exactly the tok
 import pytest
 import torch
 
-from gptkit import GptkitError
+from gptkit import GPT, GPTConfig, GptkitError
 from gptkit.inference import SamplingConfig, generate_ids
 from gptkit.inference.engine import BLOCK_LEN, Engine, Sequence
 from tests.conftest import tiny_model
@@ -129,3 +129,29 @@ def test_graphed_steps_of_every_batch_size_decode_as_eager_ones():
     assert graphed.runner.graphed
     assert staggered(graphed, PROMPTS) == staggered(Engine(model, max_batch=4, static=False), PROMPTS)
     assert sorted(graphed.runner.steps) == [1, 2, 4]
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["eager", "graph-twin"])
+def test_banded_layers_keep_only_their_window_and_decode_as_the_masked_dense_path(static):
+    """GPT-3's banded layers read their keys from a ring of the last `window` positions: greedy tokens
+    equal computing every window from scratch, past the context too (the window slides twice)."""
+    model = tiny_model(attention="alternating", local_window=20)  # a ring of 3 blocks of 16
+    cfg = SamplingConfig(max_new_tokens=100, temperature=0, stop_at_eot=False)
+    prompts = [list(range(1, 40)), [3, 4], list(range(50, 70))]
+    cached = generate_ids(model, prompts, cfg, 0, static=static)
+    assert cached == generate_ids(model, prompts, cfg, 0, use_cache=False)
+    assert cached == [generate_ids(model, [p], cfg, 0, static=static)[0] for p in prompts]
+
+
+def test_a_gpt3_style_model_caches_about_half_the_keys_of_a_dense_one_at_4096():
+    dense = GPT(GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=4096, vocab_size=256))
+    gpt3 = GPT(dense.config.replace(attention="alternating", local_window=256))
+    sizes = []
+    for model in (dense, gpt3):
+        engine = Engine(model, max_batch=1)
+        seq = Sequence([1] * 4094, SamplingConfig(max_new_tokens=2, temperature=0))
+        engine.add([seq])
+        engine.step()  # the whole context prefilled: 4,095 positions held
+        cache = engine.cache
+        sizes.append(len(seq.blocks) * cache.bytes_per_token() * BLOCK_LEN + cache.kb.nbytes + cache.vb.nbytes)
+    assert sizes[1] <= 0.6 * sizes[0]

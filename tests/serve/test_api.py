@@ -177,6 +177,18 @@ def test_greedy_replies_are_the_same_in_a_batch_as_alone(client, lm):
     assert [c.text for c in batched.choices] == alone
 
 
+def test_a_greedy_reply_is_what_generate_gives_and_a_prompt_that_extends_it_reuses_its_blocks(server, client, lm):
+    """The server decodes through the same engine as generate(): the same greedy text. A second
+    prompt that starts with the first one's text (a chat's next turn) takes its cached blocks."""
+    model, tok = gptkit.load(lm)
+    first = PROMPT * 3  # 63 characters: three whole cache blocks of 16
+    assert greedy(client, lm, first) == generate(model, tok, first, max_new_tokens=20, temperature=0)[0]
+    hits = server.metric("gptkit_prefix_cache_hit_tokens")
+    longer = first + " What news?"
+    assert greedy(client, lm, longer) == generate(model, tok, longer, max_new_tokens=20, temperature=0)[0]
+    assert server.metric("gptkit_prefix_cache_hit_tokens") >= hits + 48
+
+
 def test_a_request_joining_a_running_stream_gets_its_greedy_reply_and_a_closed_stream_is_cancelled(server, client, lm):
     alone = greedy(client, lm, PROMPT)
     with client.completions.create(model=lm, prompt="a", max_tokens=480, temperature=1.0, stream=True) as long:
@@ -298,14 +310,3 @@ def test_sigterm_lets_a_running_stream_finish_then_exits_cleanly(server, client,
 
 
 
-
-def test_a_greedy_reply_is_what_generate_gives_and_a_prompt_that_extends_it_reuses_its_blocks(server, client, lm):
-    """The server decodes through the same engine as generate(): the same greedy text. A second
-    prompt that starts with the first one's text (a chat's next turn) takes its cached blocks."""
-    model, tok = gptkit.load(lm)
-    first = PROMPT * 3  # 63 characters: three whole cache blocks of 16
-    assert greedy(client, lm, first) == generate(model, tok, first, max_new_tokens=20, temperature=0)[0]
-    hits = server.metric("gptkit_prefix_cache_hit_tokens")
-    longer = first + " What news?"
-    assert greedy(client, lm, longer) == generate(model, tok, longer, max_new_tokens=20, temperature=0)[0]
-    assert server.metric("gptkit_prefix_cache_hit_tokens") >= hits + 48
