@@ -159,4 +159,9 @@ PRESETS: dict[str, GPTConfig] = {
                                   embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0),
     "small": GPTConfig(vocab_size=50257, block_size=256, n_layer=6, n_head=6, n_embd=384,
                        embd_pdrop=0.1, attn_pdrop=0.1, resid_pdrop=0.1),
+    # GPT-3's alternating dense and banded attention at long contexts, small enough to train on a CPU.
+    "banded-4k": GPTConfig(vocab_size=96, block_size=4096, n_layer=4, n_head=4, n_embd=128,
+                              attention="alternating", local_window=256, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0),
+    "banded-8k": GPTConfig(vocab_size=96, block_size=8192, n_layer=4, n_head=4, n_embd=128,
+                              attention="alternating", local_window=256, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0),
 }

@@ -20,6 +20,7 @@ def info(preset, model_dir, list_presets, as_json) -> None:
     from gptkit.checkpoint import load_config
     from gptkit.config import PRESETS, GPTConfig
     from gptkit.model import count_parameters, flops_per_token
+    from gptkit.model.gpt import attention_flops_per_token, kv_cache_bytes
 
     if list_presets:
         for name, cfg in PRESETS.items():
@@ -31,7 +32,8 @@ def info(preset, model_dir, list_presets, as_json) -> None:
     cfg = GPTConfig.preset(preset) if preset else load_config(model_dir)
     n = count_parameters(cfg)
     report = {"name": preset or str(model_dir), **cfg.to_dict(), "parameters": n,
-              "fp32_bytes": 4 * n, "bf16_bytes": 2 * n, "train_flops_per_token": flops_per_token(cfg)}
+              "fp32_bytes": 4 * n, "bf16_bytes": 2 * n, "train_flops_per_token": flops_per_token(cfg),
+              "attention_flops_per_token": attention_flops_per_token(cfg), "kv_cache_fp32_bytes": kv_cache_bytes(cfg)}
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -42,7 +44,10 @@ def info(preset, model_dir, list_presets, as_json) -> None:
                f"  {cfg.ln_order}-LayerNorm, {attention} attention, {cfg.position} positions\n"
                f"  parameters: {n:,} ({_human(n)})\n"
                f"  weights: {4 * n / 2**30:,.2f} GiB in fp32, {2 * n / 2**30:,.2f} GiB in bf16\n"
-               f"  training FLOPs per token: {report['train_flops_per_token']:.3e}")
+               f"  training FLOPs per token: {report['train_flops_per_token']:.3e}, of which attention: "
+               + ", ".join(f"{v:.3e} in {k} layers" for k, v in report["attention_flops_per_token"].items()) + "\n"
+               f"  KV cache of one {cfg.block_size}-token sequence in fp32: "
+               + ", ".join(f"{v / 2**20:,.1f} MiB in {k} layers" for k, v in report["kv_cache_fp32_bytes"].items()))
 
 
 def _human(n: int) -> str:

@@ -226,5 +226,29 @@ def count_parameters(config: GPTConfig) -> int:
 
 def flops_per_token(config: GPTConfig, seq_len: int | None = None) -> float:
     """Training FLOPs per token (forward + backward): 6N plus attention, as in the PaLM appendix."""
+    return 6 * count_parameters(config) + sum(attention_flops_per_token(config, seq_len).values())
+
+
+def attention_flops_per_token(config: GPTConfig, seq_len: int | None = None) -> dict[str, float]:
+    """Training FLOPs per token of the attention scores and their weighted sum, by layer kind: 12 x
+    width x the keys a query sees (PaLM's 12 L H Q T), all T for a dense layer, the window for a
+    banded one (GPT-3's alternating pattern)."""
     T = seq_len or config.block_size
-    return 6 * count_parameters(config) + 12 * config.n_layer * config.n_embd * T
+    banded = sum(config.is_banded(i) for i in range(config.n_layer))
+    flops = {"dense": 12 * (config.n_layer - banded) * config.n_embd * T}
+    if banded:
+        flops["banded"] = 12 * banded * config.n_embd * min(T, config.local_window)
+    return flops
+
+
+def kv_cache_bytes(config: GPTConfig, seq_len: int | None = None, bytes_per_value: int = 4) -> dict[str, int]:
+    """Bytes the KV cache holds for one sequence of ``seq_len`` tokens, by layer kind: a dense layer
+    keeps every position, a banded one a ring of its window (whole 16-position blocks)."""
+    T = seq_len or config.block_size
+    banded = sum(config.is_banded(i) for i in range(config.n_layer))
+    per_position = 2 * config.n_embd * bytes_per_value  # a key and a value
+    out = {"dense": (config.n_layer - banded) * -(-T // 16) * 16 * per_position}
+    if banded:
+        ring = (-(-(config.local_window - 1) // 16) + 1) * 16
+        out["banded"] = banded * min(ring, -(-T // 16) * 16) * per_position
+    return out

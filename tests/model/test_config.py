@@ -1,3 +1,4 @@
+import math
 import resource
 
 import pytest
@@ -79,3 +80,24 @@ def test_unknown_config_keys_are_rejected():
 def test_flops_per_token_is_6n_plus_attention():
     cfg = GPTConfig.preset("gpt2")
     assert flops_per_token(cfg) == 6 * 124_439_808 + 12 * 12 * 768 * 1024
+
+
+def test_long_context_presets_count_banded_attention_by_its_window():
+    from gptkit.model.gpt import attention_flops_per_token, kv_cache_bytes
+
+    cfg = GPTConfig.preset("banded-8k")
+    flops = attention_flops_per_token(cfg)
+    assert flops == {"dense": 12 * 2 * 128 * 8192, "banded": 12 * 2 * 128 * 256}
+    kv = kv_cache_bytes(cfg)
+    assert kv["dense"] == 2 * 8192 * 2 * 128 * 4 and kv["banded"] == 2 * 272 * 2 * 128 * 4  # a ring of 17 blocks
+    assert sum(kv.values()) <= 0.6 * sum(kv_cache_bytes(cfg.replace(attention="dense")).values())
+
+
+def test_a_gpt3_style_model_trains_at_a_4096_token_context():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.preset("banded-4k"))
+    ids = torch.randint(0, 96, (1, 4097))
+    loss = model(ids[:, :-1], targets=ids[:, 1:])
+    loss.backward()
+    assert loss.item() == pytest.approx(math.log(96), rel=0.1)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
