@@ -106,21 +106,25 @@ class Engine:
         self._admit()
         if not self.running:
             return []
-        rows = list(range(len(self.running)))
-        for row in rows:
-            self._fit(self.running[row])
-        decoding = [r for r in rows if len(self.running[r].tokens) - self.running[r].cached == 1]
-        prefilling = sorted(set(rows) - set(decoding), key=lambda r: len(self.running[r].tokens))
+        for seq in self.running:
+            self._fit(seq)
+        stepped = [seq for rows in self._groups() for seq in self._run(rows)]
+        self._leave()
+        return stepped
+
+    def _groups(self) -> list[list[int]]:
+        """The running rows in forward passes: those with one new token together, then those with
+        more (joining, or computed again), by length, at most PREFILL_TOKENS padded new tokens a pass
+        (attention grows with a pass's size times its longest chunk squared)."""
+        new = [len(seq.tokens) - seq.cached for seq in self.running]
+        decoding = [row for row, n in enumerate(new) if n == 1]
         groups, group = [decoding] if decoding else [], []
-        for row in prefilling:  # the attention of a group grows with its size times its longest prompt squared
-            if group and (len(group) + 1) * len(self.running[row].tokens) > PREFILL_TOKENS:
+        for row in sorted((row for row, n in enumerate(new) if n > 1), key=new.__getitem__):
+            if group and (len(group) + 1) * new[row] > PREFILL_TOKENS:
                 groups.append(group)
                 group = []
             group.append(row)
-        groups += [group] if group else []
-        stepped = [seq for rows in groups for seq in self._run(rows)]
-        self._leave()
-        return stepped
+        return groups + ([group] if group else [])
 
     def _drop_stopped(self) -> None:
         for seq in [s for s in self.waiting if s.stop_reason]:
