@@ -22,7 +22,7 @@ from gptkit.errors import GptkitError
 from gptkit.io import fsync_dir, read_json, read_text, write_text
 from gptkit.model import GPT
 from gptkit.model.gpt import CONFIG_NAME, WEIGHTS_NAME
-from gptkit.model.quantize import quantize_int8
+from gptkit.model.quantize import KINDS, quantize as quantize_model
 from gptkit.run_dir import CHECKPOINTS, LATEST
 from gptkit.tensor_io import load_tensors, read_metadata, save_tensors
 from gptkit.tokenizer import Tokenizer
@@ -107,11 +107,11 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 def load(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
          quantize: str | None = None, require_tokenizer: bool = True) -> tuple[GPT, Tokenizer]:
     """Load (model, tokenizer) from a model directory, a training run directory, a Hugging Face
-    checkpoint directory, or a model name in the local Hugging Face cache. ``quantize="int8"``
-    gives int8 linear layers for CPU inference (gptkit.model.quantize). With
+    checkpoint directory, or a model name in the local Hugging Face cache. ``quantize="int8"`` (or
+    ``"int4"``) gives int8 (int4) linear layers for CPU inference (gptkit.model.quantize). With
     ``require_tokenizer=False`` a model saved without a tokenizer comes with None, not an error."""
-    if quantize not in (None, "int8"):
-        raise GptkitError(f"quantize must be None or 'int8'; got {quantize!r}")
+    if quantize not in (None, *KINDS):
+        raise GptkitError(f"quantize must be None, {', '.join(map(repr, KINDS))}; got {quantize!r}")
     directory = resolve_model_dir(path)
     model, tokenizer = _load_model(directory, device, dtype), _load_tokenizer(directory, require_tokenizer)
     if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
@@ -119,7 +119,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtyp
             f"{directory}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
             f"{model.config.vocab_size}; the tokenizer files belong to another model"
         )
-    return (quantize_int8(model) if quantize else model), tokenizer
+    return (quantize_model(model, quantize) if quantize else model), tokenizer
 
 
 def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, state_tensors: dict[str, torch.Tensor],

@@ -11,10 +11,10 @@ from gptkit.cli.group import cli
 
 def _precision_options(command, exact: bool):
     """--dtype and --quantize, whose help says what ``auto`` picks (gptkit.inference.precision)."""
-    quantize, dtype = (("none, also on the CPU: results must not depend on int8's per-batch scales", "fp32 on every device")
+    quantize, dtype = (("none, also on the CPU: results are fp32's", "fp32 on every device")
                        if exact else ("int8 on the CPU, none on GPUs", "bf16 on CUDA, fp32 on CPUs"))
-    command = click.option("--quantize", type=click.Choice(["auto", "none", "int8"]), default="auto", show_default=True,
-                           help=f"int8 weights (x86 CPU). auto: {quantize}.")(command)
+    command = click.option("--quantize", type=click.Choice(["auto", "none", "int8", "int4"]), default="auto",
+                           show_default=True, help=f"int8 or int4 weights (CPU). auto: {quantize}.")(command)
     return click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
                         help=f"Model precision. auto: {dtype}.")(command)
 
