@@ -22,7 +22,8 @@ from gptkit.errors import GptkitError
 from gptkit.io import fsync_dir, read_json, read_text, write_text
 from gptkit.model import GPT
 from gptkit.model.gpt import CONFIG_NAME, WEIGHTS_NAME
-from gptkit.model.quantize import KINDS, quantize as quantize_model
+from gptkit.model.quantize import KINDS
+from gptkit.model.quantize import quantize as quantize_model
 from gptkit.run_dir import CHECKPOINTS, LATEST
 from gptkit.tensor_io import load_tensors, read_metadata, save_tensors
 from gptkit.tokenizer import Tokenizer
