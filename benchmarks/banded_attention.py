@@ -7,8 +7,8 @@
 One banded layer's forward + backward at ``--window`` (256) for each T, batch 1, 128 wide, 4 heads (the
 shape of issue 21's 4-layer alternating model), three ways:
 
-- ``banded``: gptkit.model.banded.banded_attention (here the blocked PyTorch path);
-- ``dense_masked``: what a banded layer is today, SDPA over all T x T scores under the band mask
+- ``banded``: gptkit.model.banded.banded_attention (here the blocked PyTorch path), as the model's banded layers run it;
+- ``dense_masked``: what a banded layer was before (issue 21), SDPA over all T x T scores under the band mask
   (the mask built once beforehand, as the model builds it once per forward for all layers);
 - ``dense_causal``: plain causal SDPA (``is_causal=True``), the dense layers' fast path, for reference.
 
@@ -32,26 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from gptkit.config import GPTConfig
-from gptkit.model.attention import CausalSelfAttention, build_attention_mask
+from gptkit.model.attention import build_attention_mask
 from gptkit.model.banded import banded_attention
 from gptkit.model.gpt import Block
 
 WAYS = ("banded", "dense_masked", "dense_causal")
-
-
-class BandedSelfAttention(CausalSelfAttention):
-    """CausalSelfAttention with banded_attention in place of SDPA (this layer as it will call gptkit.model.banded)."""
-
-    def __init__(self, config: GPTConfig, layer_idx: int, window: int):
-        super().__init__(config, layer_idx)
-        self.window = window
-
-    def forward(self, x, mask=None, pages=None):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = banded_attention(q, k, v, self.window, dropout_p=self.attn_pdrop if self.training else 0.0)
-        return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
 
 
 def attention_case(way: str, T: int, args, mask: torch.Tensor):
@@ -74,13 +59,11 @@ def attention_case(way: str, T: int, args, mask: torch.Tensor):
 def block_case(way: str, T: int, args, mask: torch.Tensor):
     """A closure running one forward + backward of a whole pre-LN Block (attention dropout off, as measured)."""
     config = GPTConfig(vocab_size=256, block_size=T, n_layer=2, n_head=args.heads, n_embd=args.width,
-                       embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)  # a dense layer; the band is swapped in below
+                       embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+    if way == "banded":  # layer 1 of GPT-3's alternating pattern: the model's own banded layer
+        config = config.replace(attention="alternating", local_window=args.window)
     torch.manual_seed(0)
     block = Block(config, 1)
-    if way == "banded":
-        dense_attn = block.attn
-        block.attn = BandedSelfAttention(config, 1, args.window)
-        block.attn.load_state_dict(dense_attn.state_dict())
     g = torch.Generator().manual_seed(T)
     x = torch.randn(args.batch, T, args.width, generator=g, requires_grad=True)
     grad = torch.randn(args.batch, T, args.width, generator=g)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from gptkit.config import GPTConfig
 from gptkit.errors import GptkitError
+from gptkit.model.banded import banded_attention
 from gptkit.model.kv_cache import Pages
 
 
@@ -105,13 +106,3 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))
 
-
-def banded_attention(q, k, v, window, key_valid=None, dropout_p=0.0):  # TODO(issue 21): gptkit.model.banded
-    Tq, Tk = q.shape[2], k.shape[2]
-    i = torch.arange(Tk - Tq, Tk, device=q.device)[:, None]
-    j = torch.arange(Tk, device=q.device)
-    allowed = ((j <= i) & (j > i - window))[None]
-    if key_valid is not None:
-        allowed = allowed & key_valid[:, None, :]
-    allowed = allowed | (j == i)[None]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], dropout_p=dropout_p)
