@@ -46,6 +46,8 @@ TABLES = [
     Table("docs/data.md", "| run | MB/s | ratio", ("prepare_throughput_cpu.json",)),
     Table("docs/data.md", "| run | tiktoken, 2 threads", ("prepare_throughput_cpu.json",), {"run"}),
     Table("docs/checkpoints.md", "| loader | weights in memory", ("load_memory_cpu.jsonl",)),
+    Table("docs/model.md", "| T | banded layer | dense under the band mask", ("banded_attention_cpu.json",), {"T"}),
+    Table("docs/model.md", "| context | alternating tok/s", ("banded_model_cpu.json",), {"context", "greedy equal"}),
     Table("docs/finetuning.md", "| set (task) | run | test accuracy", ("finetune_shakespeare_h200.json",),
           {"run"}),
 ]
