@@ -6,7 +6,14 @@
 
 CTranslate2, the engine people pick for fast CPU inference of GPT-2-class models, is a benchmark-only
 dependency (`pip install ctranslate2`, or gptkit's `bench` extra); with ``--ctranslate2`` its
-converter reads the same saved files and it decodes the same prompts, greedy, fp32 and int8.
+converter reads the same saved files and it decodes the same prompts, greedy, fp32 and int8, and the
+script prints the table of docs/benchmarks.md's CTranslate2 section.
+
+Two measures of how far a precision strays from fp32, both against transformers fp32 (the first
+system): greedy agreement (the share of the decoded tokens that are the same, position by position;
+one flipped near-tie changes the rest of a row, so it is coarse) and next-token agreement (the most
+likely next token at every position of ``--agreement-windows`` random 128-token windows, teacher-forced:
+every position counts once, whatever happened before it).
 
 The weights are random GPT-2 weights that transformers builds (seeded, SDPA attention, no dropout,
 the recipe of the usual transformers decode benchmark); they are saved once and gptkit loads the
@@ -34,7 +41,7 @@ from gptkit.checkpoint import load_model
 from gptkit.device import resolve_device
 from gptkit.inference import SamplingConfig, generate_ids, generate_tokens
 from gptkit.inference.precision import describe, pick_precision
-from gptkit.model.quantize import quantize_int8
+from gptkit.model.quantize import quantize
 from gptkit.tokenizer import Tokenizer
 
 SHAPES = {"124M": (12, 768, 12), "355M": (24, 1024, 16), "774M": (36, 1280, 20), "1558M": (48, 1600, 25)}
@@ -76,6 +83,11 @@ class Transformers:
         with torch.no_grad():
             return self.model.generate(ids, **kw)[:, ids.shape[1]:].tolist()
 
+    def next_tokens(self, windows: torch.Tensor) -> torch.Tensor:
+        """The most likely next token at every position of ``windows`` (B, T), teacher-forced."""
+        with torch.no_grad():
+            return self.model(windows).logits.argmax(-1)
+
 
 class Gptkit:
     def __init__(self, model):
@@ -87,6 +99,10 @@ class Gptkit:
 
     def first_token(self, ids: torch.Tensor) -> None:
         next(generate_tokens(self.model, ids.tolist(), SamplingConfig(max_new_tokens=1, temperature=0), None)).tolist()
+
+    def next_tokens(self, windows: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(windows).argmax(-1)
 
 
 class CTranslate2:
@@ -108,11 +124,16 @@ class CTranslate2:
                                                 min_length=new_tokens, sampling_topk=1, include_prompt_in_result=False)
         return [r.sequences_ids[0] for r in results]
 
+    def next_tokens(self, windows: torch.Tensor) -> torch.Tensor:
+        import numpy as np
+
+        return torch.from_numpy(np.asarray(self.generator.forward_batch(windows.tolist()))).argmax(-1)
+
 
 def systems(size: str, device: torch.device, precisions: list[str], hf_static: bool,
             ctranslate2: bool) -> dict[str, object]:
-    """name -> system: transformers, gptkit in each of ``precisions`` (fp32, bf16, fp16, int8), and
-    with ``ctranslate2`` CTranslate2 in fp32 and int8, all loaded from the files transformers saved."""
+    """name -> system: transformers, gptkit in each of ``precisions`` (fp32, bf16, fp16, int8, int4),
+    and with ``ctranslate2`` CTranslate2 in fp32 and int8, all loaded from the files transformers saved."""
     hf_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # as the peer script
     hf = hf_model(size)
     with tempfile.TemporaryDirectory() as saved:
@@ -122,10 +143,11 @@ def systems(size: str, device: torch.device, precisions: list[str], hf_static: b
             Tokenizer.gpt2().save(saved)  # the converter reads the vocabulary beside the weights
             found |= {f"CTranslate2 {kind}": CTranslate2(saved, kind) for kind in ("float32", "int8")}
         for name in precisions:
-            dtype, quantize = pick_precision(device, "fp32" if name == "int8" else name, "int8" if name == "int8" else "none")
-            default = " (default)" if (dtype, quantize) == pick_precision(device) else ""
+            quantized = name in ("int8", "int4")
+            dtype, kind = pick_precision(device, "fp32" if quantized else name, name if quantized else "none")
+            default = " (default)" if (dtype, kind) == pick_precision(device) else ""
             model = load_model(saved, device, dtype)  # transformers saved no tokenizer
-            found[f"gptkit {describe(dtype, quantize)}{default}"] = Gptkit(quantize_int8(model) if quantize else model)
+            found[f"gptkit {describe(dtype, kind)}{default}"] = Gptkit(quantize(model, kind) if kind else model)
     if hf_static:
         found[f"transformers {describe(hf_dtype, None)}, static cache"] = Transformers(hf, static=True)
     return found
@@ -140,6 +162,11 @@ def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[
     cuda = device.type == "cuda"
     found = systems(size, device, args.precisions.split(","), args.hf_static, args.ctranslate2)
     reference = next(iter(found))
+    torch.manual_seed(12345)
+    windows = torch.randint(50257, (args.agreement_windows, 128), device=device)
+    expected = found[reference].next_tokens(windows)
+    next_token = {name: round((system.next_tokens(windows) == expected).float().mean().item(), 3)
+                  for name, system in found.items()}
     rows = []
     for batch in batches:
         torch.manual_seed(batch)
@@ -156,7 +183,8 @@ def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[
         for name in found:
             rows.append({"size": size, "batch": batch, "system": name, "tok_s": round(statistics.median(rates[name]), 1),
                          "rounds": [round(r, 1) for r in rates[name]],
-                         "greedy_agreement_with_transformers": round(agreement(tokens[name], tokens[reference]), 3)})
+                         "greedy_agreement_with_transformers": round(agreement(tokens[name], tokens[reference]), 3),
+                         "next_token_agreement_with_transformers": next_token[name]})
             print(json.dumps(rows[-1]), flush=True)
     ttft = []
     ids = torch.randint(50257, (1, args.ttft_prompt), device=device)
@@ -178,6 +206,27 @@ def table(rows: list[dict], ttft: list[dict]) -> str:
                     and x["system"].startswith("transformers"))
         ms = first.get((r["size"], r["system"]), "") if r["batch"] == 1 else ""
         lines.append(f"| GPT-2 {r['size']} | {r['batch']} | {r['system']} | {r['tok_s']:,.1f} | {r['tok_s'] / base:.2f}x | {ms} |")
+    return "\n".join(lines)
+
+
+def peer(name: str) -> str:
+    """The CTranslate2 system a system is compared with: the same precision (int4 against int8)."""
+    unquantized = name.startswith("transformers") or (name.startswith("gptkit") and " with " not in name)
+    return "CTranslate2 float32" if unquantized or name == "CTranslate2 float32" else "CTranslate2 int8"
+
+
+def ctranslate2_table(rows: list[dict], ttft: list[dict]) -> str:
+    """Markdown of docs/benchmarks.md's CTranslate2 section: tok/s (median round, and the rounds' range),
+    the ratio to CTranslate2 in the same precision, both agreements with fp32, time to first token."""
+    first = {(t["size"], t["system"]): t["ms"] for t in ttft}
+    lines = ["| batch | system (CPU) | new tok/s | rounds | x CTranslate2, same precision | greedy agreement with fp32 "
+             "| next-token agreement with fp32 | first token (ms) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        base = next(x["tok_s"] for x in rows if x["size"] == r["size"] and x["batch"] == r["batch"] and x["system"] == peer(r["system"]))
+        ms = first.get((r["size"], r["system"]), "") if r["batch"] == 1 else ""
+        lines.append(f"| {r['batch']} | {r['system']} | {r['tok_s']:,.1f} | {min(r['rounds']):,.1f}-{max(r['rounds']):,.1f} "
+                     f"| {r['tok_s'] / base:.2f}x | {r['greedy_agreement_with_transformers']:.1%} "
+                     f"| {r['next_token_agreement_with_transformers']:.1%} | {ms} |")
     return "\n".join(lines)
 
 
@@ -221,8 +270,10 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ttft-prompt", type=int, default=1000)
-    p.add_argument("--precisions", help="gptkit's, comma-separated: fp32, bf16, fp16, int8 (default: fp32,int8 on the CPU, "
-                                         "bf16,fp32 on CUDA)")
+    p.add_argument("--precisions", help="gptkit's, comma-separated: fp32, bf16, fp16, int8, int4 (default: fp32,int8,int4 "
+                                         "on the CPU, bf16,fp32 on CUDA)")
+    p.add_argument("--agreement-windows", type=int, default=8,
+                   help="Random 128-token windows for the next-token agreement with fp32 (teacher-forced).")
     p.add_argument("--threads", type=int, help="CPU threads for both systems (default: torch's choice).")
     p.add_argument("--hf-static", action="store_true", help="Also transformers' static cache (compiled on CUDA).")
     p.add_argument("--ctranslate2", action="store_true", help="Also CTranslate2, fp32 and int8 (CPU; pip install ctranslate2).")
@@ -233,7 +284,7 @@ def main() -> None:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.precisions = args.precisions or ("bf16,fp32" if device.type == "cuda" else "fp32,int8")
+    args.precisions = args.precisions or ("bf16,fp32" if device.type == "cuda" else "fp32,int8,int4")
     runs = args.runs or (["124M:1,8,32", "1558M:1"] if device.type == "cuda" else ["124M:1,4,16"])
     cpu = f"{os.cpu_count()} CPU cores ({cpu_name()})"
     where = torch.cuda.get_device_name() if device.type == "cuda" else cpu
@@ -251,6 +302,8 @@ def main() -> None:
               "prompt_tokens": args.prompt, "new_tokens": args.new_tokens, "rounds": args.rounds,
               "default": describe(*pick_precision(device)), "rows": rows, "time_to_first_token": ttft}
     print(table(rows, ttft))
+    if args.ctranslate2:
+        print(ctranslate2_table(rows, ttft))
     print(f"load average before {load_before[0]:.2f}, after {result['load_avg_after'][0]:.2f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
