@@ -41,7 +41,7 @@ from gptkit.checkpoint import load_model
 from gptkit.device import resolve_device
 from gptkit.inference import SamplingConfig, generate_ids, generate_tokens
 from gptkit.inference.precision import describe, pick_precision
-from gptkit.model.quantize import quantize
+from gptkit.model.quantize import quantize, use_onednn
 from gptkit.tokenizer import Tokenizer
 
 SHAPES = {"124M": (12, 768, 12), "355M": (24, 1024, 16), "774M": (36, 1280, 20), "1558M": (48, 1600, 25)}
@@ -147,7 +147,8 @@ def systems(size: str, device: torch.device, precisions: list[str], hf_static: b
             dtype, kind = pick_precision(device, "fp32" if quantized else name, name if quantized else "none")
             default = " (default)" if (dtype, kind) == pick_precision(device) else ""
             model = load_model(saved, device, dtype)  # transformers saved no tokenizer
-            found[f"gptkit {describe(dtype, kind)}{default}"] = Gptkit(quantize(model, kind) if kind else model)
+            # as gptkit generate runs it (gptkit.cli.generate.load_for_inference): fp32 on oneDNN's matmul
+            found[f"gptkit {describe(dtype, kind)}{default}"] = Gptkit(quantize(model, kind) if kind else use_onednn(model))
     if hf_static:
         found[f"transformers {describe(hf_dtype, None)}, static cache"] = Transformers(hf, static=True)
     return found

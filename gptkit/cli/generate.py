@@ -38,12 +38,14 @@ def load_for_inference(model_dir: str, device: str, dtype: str, quantize: str, e
     import gptkit
     from gptkit.device import resolve_device
     from gptkit.inference.precision import describe, pick_precision
+    from gptkit.model.quantize import use_onednn
 
     where = resolve_device(device)
     torch_dtype, quantization = pick_precision(where, dtype, quantize, exact)
     chosen = f"auto on {where.type}; --dtype/--quantize change it" if "auto" in (dtype, quantize) else "as asked"
     logging.getLogger("gptkit").info("running %s in %s (%s)", model_dir, describe(torch_dtype, quantization), chosen)
-    return gptkit.load(model_dir, device=where, dtype=torch_dtype, quantize=quantization)
+    model, tokenizer = gptkit.load(model_dir, device=where, dtype=torch_dtype, quantize=quantization)
+    return use_onednn(model), tokenizer  # fp32 on the CPU: oneDNN's matmul, same weights (gptkit.model.quantize)
 
 
 @cli.command()

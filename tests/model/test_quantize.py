@@ -5,10 +5,21 @@ import torch
 import torch.nn as nn
 
 from gptkit import GptkitError
-from gptkit.model.quantize import Int4Linear, Int8Linear, int4_supported, int8_supported, quantize
+from gptkit.model.quantize import (
+    Int4Linear,
+    Int8Linear,
+    OneDNNLinear,
+    OneDNNOutput,
+    int4_supported,
+    int8_supported,
+    onednn_supported,
+    quantize,
+    use_onednn,
+)
 from tests.conftest import tiny_model
 
 INT8 = pytest.mark.skipif(not int8_supported(), reason="int8 needs fbgemm (x86)")
+ONEDNN = pytest.mark.skipif(not onednn_supported(), reason="needs PyTorch built with oneDNN")
 INT4 = pytest.mark.skipif(not (int4_supported() and int8_supported()), reason="int4 needs PyTorch's CPU int4 kernel")
 
 
@@ -80,3 +91,20 @@ def test_quantizing_a_model_not_in_fp32_on_the_cpu_is_one_error():
             quantize(tiny_model().to(torch.bfloat16), kind)
     with pytest.raises(GptkitError, match="must be one of none, int8, int4"):
         quantize(tiny_model(), "int2")
+
+
+@ONEDNN
+def test_onednn_runs_the_same_fp32_model_without_copying_a_weight():
+    exact, model = tiny_model(), use_onednn(tiny_model())
+    assert isinstance(model.h[0].mlp.c_fc, OneDNNLinear) and isinstance(model.output, OneDNNOutput)
+    assert model.h[0].mlp.c_fc.weight.data_ptr() == model.h[0].mlp.c_fc.weight.data_ptr()
+    assert model.output.weight.data_ptr() == model.wte.weight.data_ptr()
+    assert model.state_dict().keys() == exact.state_dict().keys()
+    idx = torch.randint(256, (3, 11))
+    with torch.inference_mode():
+        assert torch.allclose(model(idx), exact(idx), atol=1e-5, rtol=1e-5)
+    model(idx, targets=idx).backward()  # with a gradient wanted it is nn.Linear's forward: training still works
+    assert model.h[0].attn.c_attn.weight.grad is not None
+    assert isinstance(quantize(model, "int8").h[0].mlp.c_fc, Int8Linear)  # and it quantizes as nn.Linear does
+    bf16 = tiny_model().to(torch.bfloat16)
+    assert type(use_onednn(bf16).h[0].mlp.c_fc) is nn.Linear and bf16.output is None  # fp32 on the CPU only
