@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -106,28 +107,62 @@ class Gptkit:
 
 
 class CTranslate2:
-    """CTranslate2's Generator on the model transformers saved (converted once per compute type)."""
+    """CTranslate2's Generator on the model transformers saved (converted once per compute type), in a
+    process of its own. In this one, once CTranslate2 had generated, torch's OpenMP threads slept
+    between parallel regions, so every op of gptkit and transformers waited for a wake-up: fbgemm's
+    batch-1 matmul took 3.3x as long, a LayerNorm 6x, gptkit's decoding half its speed."""
 
     def __init__(self, saved: str, compute_type: str):
-        import ctranslate2
-        from ctranslate2.converters import TransformersConverter
-        from transformers import AutoTokenizer
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        context.Process(target=ctranslate2_worker, args=(child, saved, compute_type, torch.get_num_threads()),
+                        daemon=True).start()
+        self.call("ready")
 
-        out = Path(saved) / f"ct2-{compute_type}"
-        TransformersConverter(saved).convert(str(out), quantization=compute_type)
-        self.generator = ctranslate2.Generator(str(out), device="cpu", compute_type=compute_type,
-                                               intra_threads=torch.get_num_threads())
-        self.tokens = AutoTokenizer.from_pretrained(saved).convert_ids_to_tokens
+    def call(self, *request):
+        self.conn.send(request)
+        ok, value = self.conn.recv()
+        if not ok:
+            raise RuntimeError(f"CTranslate2's process: {value}")
+        return value
 
     def generate(self, ids: torch.Tensor, new_tokens: int) -> list[list[int]]:
-        results = self.generator.generate_batch([self.tokens(row) for row in ids.tolist()], max_length=new_tokens,
-                                                min_length=new_tokens, sampling_topk=1, include_prompt_in_result=False)
-        return [r.sequences_ids[0] for r in results]
+        return self.call("generate", ids.tolist(), new_tokens)
 
     def next_tokens(self, windows: torch.Tensor) -> torch.Tensor:
-        import numpy as np
+        return torch.tensor(self.call("next_tokens", windows.tolist()))
 
-        return torch.from_numpy(np.asarray(self.generator.forward_batch(windows.tolist()))).argmax(-1)
+
+def ctranslate2_worker(conn, saved: str, compute_type: str, threads: int) -> None:
+    """CTranslate2's side of the pipe: converts the saved model, then answers requests until the pipe closes."""
+    import ctranslate2
+    import numpy as np
+    from ctranslate2.converters import TransformersConverter
+    from transformers import AutoTokenizer
+
+    out = Path(saved) / f"ct2-{compute_type}"
+    TransformersConverter(saved).convert(str(out), quantization=compute_type)
+    generator = ctranslate2.Generator(str(out), device="cpu", compute_type=compute_type, intra_threads=threads)
+    tokens = AutoTokenizer.from_pretrained(saved).convert_ids_to_tokens
+
+    def generate(ids: list[list[int]], new_tokens: int) -> list[list[int]]:
+        results = generator.generate_batch([tokens(row) for row in ids], max_length=new_tokens, min_length=new_tokens,
+                                           sampling_topk=1, include_prompt_in_result=False)
+        return [r.sequences_ids[0] for r in results]
+
+    def next_tokens(windows: list[list[int]]) -> list[list[int]]:
+        return np.asarray(generator.forward_batch(windows)).argmax(-1).tolist()
+
+    handlers = {"ready": lambda: True, "generate": generate, "next_tokens": next_tokens}
+    while True:
+        try:
+            name, *args = conn.recv()
+        except EOFError:
+            return
+        try:
+            conn.send((True, handlers[name](*args)))
+        except Exception as e:  # reported to the parent, which raises it
+            conn.send((False, repr(e)))
 
 
 def systems(size: str, device: torch.device, precisions: list[str], hf_static: bool,
