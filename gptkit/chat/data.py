@@ -1,10 +1,12 @@
-"""Dialogues in: JSONL (one list of turns per line) or plain text (one turn per line, a blank line
-between dialogues), and the bundled corpora built by scripts/build_*_dialogues.py."""
+"""Dialogues in: JSONL (one list of turns per line), a JSON list of dialogues (LCCC), or plain text
+(one turn per line, a blank line between dialogues: GPT2-chitchat's train.txt), and the bundled
+corpora built by scripts/build_*_dialogues.py."""
 
 from __future__ import annotations
 
 import json
 import lzma
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -12,13 +14,26 @@ from gptkit.data.documents import iter_jsonl
 from gptkit.errors import GptkitError
 
 Dialogue = list[str]
-BUNDLED = {"shakespeare": "shakespeare_dialogues.jsonl.xz", "tang": "tang_dialogues.jsonl.xz"}
+BUNDLED = {"shakespeare": "shakespeare_dialogues.jsonl.xz", "tang": "tang_dialogues.jsonl.xz",
+           "chatterbot-zh": "chatterbot_zh_dialogues.jsonl.xz"}
+# Han characters, CJK punctuation and full-width forms: a space between two of them is no word break
+# in Chinese (LCCC's turns come word-segmented, "火锅 我 在 重庆").
+CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+SPACE_IN_CHINESE = re.compile(f"(?<=[{CJK}]) (?=[{CJK}])")
+
+
+def normalize_turn(text: str) -> str:
+    """Whitespace collapsed to single spaces, none left between Chinese characters: how a turn is
+    trained on and how the chat reads what is typed."""
+    return SPACE_IN_CHINESE.sub("", " ".join(text.split()))
 
 
 def _check(turns: object, where: str) -> Dialogue:
+    if isinstance(turns, dict) and "dialog" in turns:  # LCCC as Hugging Face datasets exports it
+        turns = turns["dialog"]
     if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
         raise GptkitError(f"{where}: each line must be a JSON list of turns (strings), e.g. [\"Hi!\", \"Hello.\"]")
-    turns = [" ".join(t.split()) for t in turns]
+    turns = [normalize_turn(t) for t in turns]
     if any(not t for t in turns):
         raise GptkitError(f"{where}: a turn is empty")
     if len(turns) < 2:
@@ -28,6 +43,18 @@ def _check(turns: object, where: str) -> Dialogue:
 
 def parse_jsonl(lines: list[str], name: str) -> list[Dialogue]:
     return [_check(turns, f"{name}:{no}") for no, turns in iter_jsonl(lines, name)]
+
+
+def parse_json(lines: list[str], name: str) -> list[Dialogue]:
+    """A .json file: one JSON list of dialogues, over any number of lines (LCCC's LCCC-base_train.json),
+    or else JSON Lines."""
+    try:
+        whole = json.loads("\n".join(lines))
+    except json.JSONDecodeError:  # JSON Lines: their own errors name the line
+        return parse_jsonl(lines, name)
+    if isinstance(whole, list) and whole and all(isinstance(d, list | dict) for d in whole):
+        return [_check(turns, f"{name}: dialogue {no}") for no, turns in enumerate(whole, 1)]
+    return parse_jsonl(lines, name)
 
 
 def parse_text(lines: list[str], name: str) -> list[Dialogue]:
@@ -44,7 +71,7 @@ def parse_text(lines: list[str], name: str) -> list[Dialogue]:
 
 
 def read_dialogues(path: str | Path) -> list[Dialogue]:
-    """The dialogues of a file; ``shakespeare`` or ``tang`` name a bundled corpus."""
+    """The dialogues of a file; ``shakespeare``, ``tang`` or ``chatterbot-zh`` name a bundled corpus."""
     if str(path) in BUNDLED and not Path(path).exists():
         return bundled_dialogues(str(path))
     path = Path(path)
@@ -54,7 +81,7 @@ def read_dialogues(path: str | Path) -> list[Dialogue]:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise GptkitError(f"{path} is not UTF-8 text; give dialogues as .jsonl or plain text") from None
-    parse = parse_jsonl if path.suffix.lower() in (".jsonl", ".json") else parse_text
+    parse = {".jsonl": parse_jsonl, ".json": parse_json}.get(path.suffix.lower(), parse_text)
     dialogues = parse(lines, str(path))
     if not dialogues:
         raise GptkitError(f"{path} holds no dialogues (only empty lines)")
