@@ -12,13 +12,12 @@ from pathlib import Path
 
 from gptkit.data.documents import iter_jsonl
 from gptkit.errors import GptkitError
+from gptkit.tokenizer.wordpiece import CJK
 
 Dialogue = list[str]
 BUNDLED = {"shakespeare": "shakespeare_dialogues.jsonl.xz", "tang": "tang_dialogues.jsonl.xz",
            "chatterbot-zh": "chatterbot_zh_dialogues.jsonl.xz"}
-# Han characters, CJK punctuation and full-width forms: a space between two of them is no word break
-# in Chinese (LCCC's turns come word-segmented, "火锅 我 在 重庆").
-CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+# A space between two Chinese characters is no word break (LCCC's turns come word-segmented, "火锅 我 在 重庆").
 SPACE_IN_CHINESE = re.compile(f"(?<=[{CJK}]) (?=[{CJK}])")
 
 

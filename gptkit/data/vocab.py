@@ -13,7 +13,7 @@ from pathlib import Path
 from gptkit.data.documents import input_files, read_documents
 from gptkit.data.segments import segments
 from gptkit.errors import GptkitError
-from gptkit.tokenizer import Tokenizer
+from gptkit.tokenizer import Tokenizer, WordPieceTokenizer
 
 MIN_VOCAB = 257  # the 256 bytes and the end-of-text token
 MAX_VOCAB = 2**24
@@ -54,14 +54,20 @@ def corpus_characters(inputs: list[str], text_field: str = "text") -> str:
 
 
 def tokenizer_from_spec(spec: str, texts: Iterable[str] = ()) -> Tokenizer:
-    """"char" (a vocabulary of the characters of ``texts``), "gpt2", or a directory holding a
-    tokenizer (a tokenizer, model or run directory, read by gptkit.checkpoint)."""
+    """"char" (a vocabulary of the characters of ``texts``), "wordpiece" (a BERT-style WordPiece
+    vocabulary learned from ``texts``), "gpt2", a BERT vocab.txt, or a directory holding a tokenizer
+    (a tokenizer, model or run directory, read by gptkit.checkpoint)."""
     if spec == "char":
         return Tokenizer.char("".join(texts))
+    if spec == "wordpiece":
+        return WordPieceTokenizer.train(texts)
     if spec == "gpt2":
         return Tokenizer.gpt2()
+    if Path(spec).expanduser().is_file() and Path(spec).name.endswith(".txt"):
+        return WordPieceTokenizer.from_vocab(Path(spec).expanduser())
     if Path(spec).expanduser().is_dir():
         from gptkit.checkpoint import load_tokenizer  # a model or run directory: PyTorch's world
 
         return load_tokenizer(spec)
-    raise GptkitError(f"unknown tokenizer {spec!r}: use char, gpt2 or a directory with tokenizer files")
+    raise GptkitError(f"unknown tokenizer {spec!r}: use char, wordpiece, gpt2, a BERT vocab.txt or a directory with "
+                      "tokenizer files")
