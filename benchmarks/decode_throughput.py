@@ -209,9 +209,13 @@ def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[
         ids = torch.randint(50257, (batch, args.prompt), device=device)
         rates: dict[str, list[float]] = {name: [] for name in found}
         tokens = {}
-        for name, system in found.items():  # warm-up, as the peer script: a short call, then a full one
-            system.generate(ids, 8)
-            tokens[name] = system.generate(ids, args.new_tokens)
+        for name, system in list(found.items()):  # warm-up, as the peer script: a short call, then a full one
+            try:
+                system.generate(ids, 8)
+                tokens[name] = system.generate(ids, args.new_tokens)
+            except Exception as e:  # a peer that breaks (a compile on a new GPU) leaves the others measured
+                print(json.dumps({"size": size, "batch": batch, "system": name, "error": repr(e)[:500]}), flush=True)
+                del found[name], rates[name]
         for _ in range(args.rounds):
             for name, system in found.items():
                 seconds = seconds_per_call(lambda: system.generate(ids, args.new_tokens), cuda)

@@ -28,8 +28,8 @@ for b in 16 32 64; do
   python3 benchmarks/train_throughput.py --preset gpt2 --data /tmp/shk-gpt2 --dtype bf16 --compile \
     --steps 60 --warmup 20 --batch-size $b --json "$R"
 done
-python3 "$PEERS/bench.py" nanogpt-train --batch 16,32,64 | tee -a "$R"
-python3 "$PEERS/bench.py" hf-train --batch 16,32,64 | tee -a "$R"
+python3 "$PEERS/bench.py" nanogpt-train --batch 16,32,64 | grep "^{" | tee -a "$R"
+python3 "$PEERS/bench.py" hf-train --batch 16,32,64 | grep "^{" | tee -a "$R"
 fi
 
 if part more; then

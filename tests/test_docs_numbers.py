@@ -34,6 +34,11 @@ class Table:
 TABLES = [
     Table("docs/benchmarks.md", "| machine | preset | precision", ("train_h200.jsonl", "train_cpu.jsonl"),
           {"machine", "preset"}),
+    Table("docs/benchmarks.md", "| system | batch x 1024 | tokens/s", ("train_batch_h100.jsonl",), {"system"}),
+    Table("docs/benchmarks.md", "| default job on an H100 |", ("default_job_wall_h100.jsonl", "default_job_eager_h100.jsonl",
+                                                                "default_job_graphs_h100.jsonl"), {"default job on an H100"}),
+    Table("docs/benchmarks.md", "| model | batch | system (H100)", ("decode_gpu_h100.json",),
+          {"model", "x transformers", "x transformers, static cache"}),
     Table("docs/benchmarks.md", "| round | nanoGPT", ("train_vs_nanogpt_cpu.jsonl",), {"round", "gptkit / nanoGPT"}),
     Table("docs/benchmarks.md", "| machine | rows (batch x context) | plain", ("loss_cpu.jsonl",), {"machine"}),
     Table("docs/benchmarks.md", "| model | batch | system | new tok/s", ("decode_cpu.json",),

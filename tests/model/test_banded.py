@@ -186,3 +186,18 @@ def test_rejects_more_queries_than_keys():
     q, k, v, _ = inputs(1, 8, 4)
     with pytest.raises(ValueError, match="Tk >= Tq"):
         banded_attention(q, k, v, 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compiled FlexAttention needs a GPU (benchmarks/gpu_session.sh runs this)")
+@pytest.mark.parametrize("side", ["none", "left"])
+def test_compiled_flex_attention_on_cuda_equals_masked_dense_with_gradients(side):
+    """What CUDA runs for a long banded span: the compiled FlexAttention kernel, forward and backward."""
+    q, k, v, grad = (t.detach().cuda().requires_grad_(t.requires_grad) for t in inputs(2, 512, 512, nh=4, hd=64))
+    valid = padding(2, 512, side)
+    valid = valid.cuda() if valid is not None else None
+    window = 100  # 512 keys > 2 x 100: the flex path, not the dense one
+    mask = band_mask(512, 512, window, valid, q.device)
+    expected = output_and_grads(F.scaled_dot_product_attention, q, k, v, grad, attn_mask=mask)
+    got = output_and_grads(banded_attention, q, k, v, grad, window, valid)
+    for g, w in zip(got, expected):
+        torch.testing.assert_close(g, w, atol=2e-4, rtol=2e-4)
