@@ -6,6 +6,9 @@
 #   bash benchmarks/gpu_session.sh A   # the GPU-only tests; training 124M vs nanoGPT; decoding 124M and 1.5B vs transformers
 #   bash benchmarks/gpu_session.sh B   # the default job with and without CUDA graphs; serving
 # train_gpu.sh and decode_gpu.sh hold the longer versions (profiles, transformers' training, more batches).
+# A machine without gptkit's dependencies needs them first (pip install -e .; for serving, fastapi
+# 0.165 imports opentelemetry-api, which the H100 image of issue 26's run lacked: part B's serving
+# line stopped there).
 set -uo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT="${OUT:-bench-out}"; mkdir -p "$OUT"
