@@ -6,6 +6,7 @@ time, so memory never grows with the size of a file. Bytes that are not valid UT
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import glob
 import gzip
@@ -256,7 +257,7 @@ class _ChunkStream(io.RawIOBase):
 
 
 def text_lines(path: str | Path, errors: str = "replace") -> Iterator[str]:
-    """The lines of a text file, decompressed (.gz, .zst) and decoded: invalid UTF-8 becomes U+FFFD, or
+    """The lines of a text file, decompressed (.gz, .zst, .bz2) and decoded: invalid UTF-8 becomes U+FFFD, or
     with ``errors="strict"`` is an error naming the file; so is a truncated or damaged compressed file."""
     path = Path(path)
     name = path.name.lower()
@@ -266,6 +267,8 @@ def text_lines(path: str | Path, errors: str = "replace") -> Iterator[str]:
                 stream = gzip.GzipFile(fileobj=raw)
             elif name.endswith(".zst"):
                 stream = io.BufferedReader(_ChunkStream(_zstd_chunks(raw)))
+            elif name.endswith(".bz2"):
+                stream = bz2.BZ2File(raw)
             else:
                 stream = raw
             yield from io.TextIOWrapper(stream, encoding="utf-8-sig", errors=errors, newline="")
