@@ -64,7 +64,9 @@ class TrainConfig:
     # what to train on, and where to write
     preset: str = knob("shakespeare-char", "Model shape by name (see `gptkit info --list`).")
     data: str | list[str] | None = knob(None, "A directory made by `gptkit prepare`; repeat it to train on several (e.g. the "
-                                              "--part directories) as one corpus. Default: the bundled Shakespeare.")
+                                              "--part directories) as one corpus, or give each a sampling weight, "
+                                              "DIR:WEIGHT, to draw batches from them by weight (GPT-3's mixture). "
+                                              "Default: the bundled Shakespeare.")
     tokenizer: str = knob("char", "char, gpt2 or a tokenizer directory, for text that brings none: the bundled corpus, "
                                   "dialogues without --init-from.")
     out: str = knob("runs/shakespeare", "Run directory for checkpoints, metrics and the loss curve.")
@@ -131,6 +133,7 @@ class TrainConfig:
         unknown = sorted(set(self.model) - set(FIELD_TYPES))
         if unknown:
             raise GptkitError(f"model: unknown keys {', '.join(map(str, unknown))}; valid keys: {', '.join(FIELD_TYPES)}")
+        self.corpora()
 
     def _check_choices(self) -> None:
         """Each Literal field holds one of its values (a config file or the Python API skip click's check)."""
@@ -187,15 +190,45 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
 
+    def corpora(self) -> tuple[list[str], list[float] | None]:
+        """The --data directories and, for a weighted mixture (DIR:WEIGHT), their weights summing to 1;
+        None when no directory has a weight (they are then read as one corpus)."""
+        return parse_data([self.data] if isinstance(self.data, str) else self.data or [])
+
     def inputs(self) -> list[str]:
         """What the run reads, which its --out must not overlap (gptkit.run_dir.check_output)."""
-        data = [self.data] if isinstance(self.data, str) else self.data or []
-        return [p for p in (self.init_from, *data) if p]
+        return [p for p in (self.init_from, *self.corpora()[0]) if p]
 
     def check_out(self) -> None:
         """Refuse at once, before PyTorch loads, an --out that another process writes, that holds
         something other than a run, or that overlaps an input; the Trainer then holds it."""
         check_output(self.out, "run", self.inputs())
+
+
+def parse_data(entries: list[str]) -> tuple[list[str], list[float] | None]:
+    """``DIR`` or ``DIR:WEIGHT`` entries -> (directories, normalised weights or None). A directory
+    whose own name holds a colon is taken whole when it exists."""
+    dirs, weights = [], []
+    for entry in entries:
+        path, weight = entry, None
+        if ":" in entry and not Path(entry).exists():
+            path, text = entry.rsplit(":", 1)
+            try:
+                weight = float(text)
+            except ValueError:
+                weight = math.nan
+            if not (math.isfinite(weight) and weight > 0):
+                raise GptkitError(f"--data {entry}: the weight after ':' must be a positive number, e.g. {path}:0.6")
+        dirs.append(path)
+        weights.append(weight)
+    given = [w is not None for w in weights]
+    if any(given) and not all(given):
+        bare = dirs[given.index(False)]
+        raise GptkitError(f"--data {bare} has no weight: give every directory a weight (DIR:WEIGHT) or none")
+    if len(set(dirs)) < len(dirs):
+        twice = next(d for d in dirs if dirs.count(d) > 1)
+        raise GptkitError(f"--data {twice} is given twice: give each directory once (its weight says how often it is drawn)")
+    return dirs, ([w / sum(weights) for w in weights] if any(given) else None)
 
 
 @dataclass(kw_only=True)
@@ -269,3 +302,7 @@ class DialogueTrainConfig(TrainConfig):
     lr: float = 1e-3
     warmup_steps: int = 50
     sample_tokens: int = 0
+
+    def corpora(self) -> tuple[list[str], list[float] | None]:
+        """One dialogue file or bundled corpus: never a weighted mixture."""
+        return [self.data], None

@@ -11,10 +11,10 @@ from gptkit.data.prepare import prepare, prepare_files, prepare_shakespeare, rea
 from gptkit.data.shards import open_shard, read_header, write_shard
 from gptkit.data.vocab import corpus_characters, iter_texts, train_tokenizer
 
-LOADER = ("Corpus", "WindowLoader", "unigram_entropy")
+LOADER = ("Corpus", "MixtureLoader", "WindowLoader", "unigram_entropy")
 
 __all__ = [
-    "Corpus", "Document", "Plan", "TextFile", "WindowLoader", "corpus_characters", "iter_texts", "open_shard",
+    "Corpus", "Document", "MixtureLoader", "Plan", "TextFile", "WindowLoader", "corpus_characters", "iter_texts", "open_shard",
     "plan_inputs", "prepare", "prepare_files", "prepare_shakespeare", "read_header", "read_meta", "shakespeare",
     "shakespeare_splits", "summary", "train_tokenizer", "unigram_entropy", "write_shard",
 ]

@@ -75,6 +75,9 @@ def training_session(cfg: TrainConfig) -> Iterator[torch.device]:
 
 
 class BatchSource(Protocol):
+    """Where training batches come from. One may also have ``progress() -> dict``: what the log
+    records of its position after each step (a weighted mixture: the epochs of each corpus)."""
+
     def next_batch(self) -> Batch: ...
     def shard(self, rank: int, world: int) -> None: ...  # under torchrun: take this rank's rows of each batch
     def state_dict(self) -> dict: ...
@@ -172,7 +175,8 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
+        progress = getattr(self.train_batches, "progress", None)
+        return {"loss": total, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, **(progress() if progress else {})}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
