@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from gptkit.chat.data import normalize_turn
 from gptkit.chat.examples import joined_ids, newest_fitting
 from gptkit.chat.mmi import Hypothesis, check_same_tokenizer, rerank
 from gptkit.errors import GptkitError
@@ -63,11 +64,17 @@ class Chatbot:
         return dataclasses.replace(self.cfg.sampling, seed=offset_seed(self.cfg.sampling.seed, self.turns),
                                    max_new_tokens=min(self.cfg.sampling.max_new_tokens, room))
 
+    def new_unknown(self, text: str) -> list[str]:
+        """The characters of ``text`` the model cannot read that this chat has not reported yet (now
+        reported): the chat REPL shows them in a note of its own before the reply."""
+        return self.tokenizer.new_unknown(text, self.unknown)
+
     def reply(self, text: str) -> Iterator[str]:
         """Pieces of the reply to ``text`` as they are decoded; the history records both turns (a
-        message refused as too long records neither)."""
+        message refused as too long records neither). Characters outside the vocabulary not yet
+        reported (``new_unknown``) are logged as a warning."""
         self.tokenizer.warn_unknown(text, self.unknown)
-        text = " ".join(text.split())
+        text = normalize_turn(text)
         source, prompt = self._source(text)
         self.history.append(text)
         sampling, eot = self._sampling(prompt), self.tokenizer.eot_id

@@ -11,9 +11,10 @@ from typing import TextIO
 
 from gptkit.chat.bot import Chatbot
 from gptkit.errors import GptkitError
+from gptkit.tokenizer.base import unknown_note
 
 HELP = "Type a message. /reset clears the history, /save FILE writes the transcript, /quit or Ctrl-D exits."
-USER, BOT = "you> ", "bot> "
+USER, BOT, NOTE = "you> ", "bot> ", "note: "
 CLEAR_LINE = "\r\x1b[K"  # back to the start of the line, and erase it
 
 
@@ -101,6 +102,9 @@ class Repl:
         return True
 
     def respond(self, text: str) -> None:
+        unknown = self.bot.new_unknown(text)
+        if unknown:  # a line of its own before the reply: what the model cannot read, not the bot's words
+            self.say(f"{NOTE}{unknown_note(unknown)}")
         waiting = self.waiting_sign()
         self.say(BOT + waiting, end="")
         try:

@@ -17,6 +17,12 @@ CONFIG_NAME = "tokenizer_config.json"
 log = logging.getLogger("gptkit")
 
 
+def unknown_note(characters: list[str]) -> str:
+    """The one wording of "these characters will read as unknown": the log, the chat, the server and its page."""
+    shown = " ".join(characters[:20]) + (f" and {len(characters) - 20} more" if len(characters) > 20 else "")
+    return f"not in this model's vocabulary (read as unknown): {shown}"
+
+
 class Tokenizer(ABC):
     """encode/decode between text and token ids, plus the end-of-text token and other specials."""
 
@@ -57,15 +63,19 @@ class Tokenizer(ABC):
             return []
         return sorted(c for c in set(text) if not c.isspace() and self.unk_id in self.encode(c, allow_special=False))
 
+    def new_unknown(self, text: str, reported: set[str]) -> list[str]:
+        """The characters of ``text`` this vocabulary cannot represent that ``reported`` lacks, now
+        added to it: each is told about once across the calls that share ``reported``."""
+        new = [c for c in self.unknown_characters(text) if c not in reported]
+        reported.update(new)
+        return new
+
     def warn_unknown(self, text: str, reported: set[str] | None = None) -> None:
         """Say (once per character, across calls sharing ``reported``) which characters of ``text``
         the model cannot read: typed to it, they would silently become the unknown token."""
-        reported = set() if reported is None else reported
-        new = [c for c in self.unknown_characters(text) if c not in reported]
+        new = self.new_unknown(text, set() if reported is None else reported)
         if new:
-            reported.update(new)
-            shown = " ".join(new[:20]) + (f" and {len(new) - 20} more" if len(new) > 20 else "")
-            log.warning("not in this model's vocabulary (read as unknown): %s", shown)
+            log.warning("%s", unknown_note(new))
 
     @abstractmethod
     def encode(self, text: str, allow_special: bool = True) -> list[int]:

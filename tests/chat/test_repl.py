@@ -119,6 +119,7 @@ def test_mmi_shows_a_sign_on_a_terminal_while_it_ranks_then_the_reply_in_its_pla
 
 # The prompt as a terminal shows it: prompt_toolkit draws the trailing space as a cursor movement.
 PROMPT = "you>"
+NOTE_LINE = "note: not in this model's vocabulary (read as unknown): 吗"
 CONTROL_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 CURSOR_POSITION_REQUEST = "\x1b[6n"
 
@@ -191,6 +192,9 @@ def test_chat_in_a_terminal_streams_replies_to_english_and_chinese_and_exits_on_
     transcript = tmp_path / "chat.txt"
     term = Terminal("--model", str(chat_models[0]), "--seed", "0", "--max-new-tokens", "12")
     term.expect(PROMPT)
+    term.type("你好吗？\r")  # 吗 is outside the vocabulary: a note on a line of its own, before the reply's
+    assert term.expect("bot> ").replace("\r", "").endswith(f"你好吗？\n{NOTE_LINE}\n")
+    assert "vocabulary" not in term.expect(PROMPT)
     replies = []
     for turn in ("Good morrow, my lord.", "你好，今天天气怎么样？", "What news?"):
         term.type(turn + "\r")
@@ -208,7 +212,8 @@ def test_chat_in_a_terminal_streams_replies_to_english_and_chinese_and_exits_on_
     rest = term.expect("bye")
     assert term.exit_status() == 0
     assert "Traceback" not in rest + term.output and "Error" not in rest + term.output
-    lines = transcript.read_text(encoding="utf-8").splitlines()
+    assert "WARNING" not in rest + term.output  # the unknown character was told once, in the note
+    lines = transcript.read_text(encoding="utf-8").splitlines()[2:]  # after the exchange about 你好吗？
     assert lines[:6:2] == ["you: Good morrow, my lord.", "you: 你好，今天天气怎么样？", "you: What news?"]
     assert [line.removeprefix("bot: ").strip() for line in lines[1:6:2]] == replies
     assert lines[6] == "you: What news?" and len(lines) == 8
@@ -243,3 +248,13 @@ def test_ctrl_c_at_once_always_ends_the_chat_cleanly(chat_models):
     call = f"from tests.chat.test_repl import press_ctrl_c_at_once; press_ctrl_c_at_once({str(chat_models[0])!r}, tries=5)"
     result = subprocess.run([sys.executable, "-c", call], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+
+def test_characters_outside_the_vocabulary_are_a_note_before_the_reply_once(chat_models):
+    out = io.StringIO()
+    bot = Chatbot(*gptkit.load(chat_models[0]), ChatConfig(SamplingConfig(max_new_tokens=4, seed=0)))
+    Repl(bot, out=out, read=scripted(["你好吗？", "吗"])).run()
+    lines = out.getvalue().splitlines()
+    assert lines[1] == NOTE_LINE and lines[2].startswith("bot> ")  # its own line, before the bot's
+    assert sum("vocabulary" in line for line in lines) == 1  # the second "吗" is not reported again
