@@ -3,7 +3,7 @@
 Each capability's commands live in their own module and register on the group when imported.
 """
 
-from gptkit.cli import chat, convert, data, eval, finetune, generate, info, serve, train  # noqa: F401  (registration)
+from gptkit.cli import chat, convert, corpus, data, eval, finetune, generate, info, serve, train  # noqa: F401  (registration)
 from gptkit.cli.group import cli
 
 __all__ = ["cli", "main"]
