@@ -1,14 +1,18 @@
-"""Dialogues -> (history, response) pairs -> token examples as DialoGPT trains them: the turns joined
-by end-of-text, the loss on the response only (or on every turn), and a padded BatchSource."""
+"""Sessions -> token examples as DialoGPT and GPT2-chitchat train them: the turns joined by
+end-of-text, every response of a session trained with its history (as many earlier turns as fit,
+or ``max_history``), the loss on the responses only (or on every turn), and a padded BatchSource.
+
+A session that fits the context is one example whose loss covers all its responses at once, so
+each response costs one forward pass however many turns precede it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from gptkit.chat.data import Dialogue
-from gptkit.chat.filters import Pair
 from gptkit.data.batches import EpochBatches, pad
 from gptkit.errors import GptkitError
 from gptkit.model.loss import IGNORE_INDEX
@@ -23,21 +27,6 @@ class ExampleConfig:
     max_history: int = DialogueTrainConfig.max_history  # turns of history before each response
     loss_on_all_turns: bool = False  # DialoGPT's default is the response only
     reverse: bool = False  # the backward (MMI) model: P(source | response)
-
-
-def dialogue_pairs(dialogues: list[Dialogue], max_history: int) -> list[Pair]:
-    """Every turn after the first becomes a response to the up to ``max_history`` turns before it."""
-    if max_history < 1:
-        raise GptkitError(f"--max-history must be at least 1, got {max_history}")
-    return [Pair(tuple(turns[max(0, i - max_history): i]), turns[i])
-            for turns in dialogues for i in range(1, len(turns))]
-
-
-def model_turns(pair: Pair, reverse: bool) -> list[str]:
-    """The order the model reads: history then response; reversed, the response then the history
-    from the newest turn back, so the backward model predicts the source from the hypothesis."""
-    turns = [*pair.source, pair.target]
-    return turns[::-1] if reverse else turns
 
 
 # DialoGPT's format as a chat template (Jinja, as transformers applies it): every turn but system
@@ -67,27 +56,44 @@ def newest_fitting(pieces: list[list[int]], cue: list[int], context: int, reserv
     return start
 
 
-def encode_example(tokenizer: Tokenizer, turns: list[str], loss_turns: range) -> tuple[list[int], list[int]]:
-    """Input ids and next-token labels, IGNORE_INDEX wherever the next token is not in ``loss_turns``."""
+def session_windows(lengths: list[int], max_history: int, block_size: int) -> Iterator[tuple[int, int, int]]:
+    """(start, end, first) for each example of a session whose turns take ``lengths`` tokens (each with
+    its end-of-text): turns ``start:end`` are read, the loss is on responses ``first:end``. Every
+    response is scored once, with its ``max_history`` turns before it (0: all), fewer only where the
+    context (``block_size`` + 1 tokens with the last label) cannot hold them; a response that does
+    not fit with even one turn before it is skipped (start == end == first)."""
+    cum = [0]
+    for n in lengths:
+        cum.append(cum[-1] + n)
+
+    def fits(lo: int, hi: int) -> bool:
+        return cum[hi] - cum[lo] <= block_size + 1
+
+    i = 1
+    while i < len(lengths):
+        start = max(0, i - max_history) if max_history else 0
+        while start < i - 1 and not fits(start, i + 1):
+            start += 1
+        if not fits(start, i + 1):
+            yield i, i, i
+            i += 1
+            continue
+        end = i + 1
+        while end < len(lengths) and (not max_history or end - start <= max_history) and fits(start, end + 1):
+            end += 1
+        yield start, end, i
+        i = end
+
+
+def encode_window(pieces: list[list[int]], start: int, end: int, scored_from: int) -> Example:
+    """Input ids and next-token labels of turns ``start:end``, IGNORE_INDEX wherever the next token
+    is in a turn before ``scored_from``."""
     ids, scored = [], []
-    for i, turn in enumerate(turns):
-        piece = joined_ids(tokenizer, [turn])
-        ids += piece
-        scored += [i in loss_turns] * len(piece)
+    for i in range(start, end):
+        ids += pieces[i]
+        scored += [i >= scored_from] * len(pieces[i])
     labels = [t if s else IGNORE_INDEX for t, s in zip(ids[1:], scored[1:])]
     return ids[:-1], labels
-
-
-def loss_turns(n_turns: int, cfg: ExampleConfig) -> range:
-    """Which turns the loss covers: the response (forward), the source (reversed), or all of them."""
-    if cfg.loss_on_all_turns:
-        return range(n_turns)
-    return range(1, n_turns) if cfg.reverse else range(n_turns - 1, n_turns)
-
-
-def encode_pair(tokenizer: Tokenizer, pair: Pair, cfg: ExampleConfig) -> tuple[list[int], list[int]]:
-    turns = model_turns(pair, cfg.reverse)
-    return encode_example(tokenizer, turns, loss_turns(len(turns), cfg))
 
 
 class _RememberingEncoder:
@@ -105,34 +111,36 @@ class _RememberingEncoder:
         return self.seen[key]
 
 
-def build_examples(pairs: list[Pair], tokenizer: Tokenizer, cfg: ExampleConfig,
+def build_examples(sessions: list[Dialogue], tokenizer: Tokenizer, cfg: ExampleConfig,
                    block_size: int) -> tuple[list[Example], int]:
-    """Token examples of the pairs, and how many did not fit the context even with one history turn.
-
-    Too-long histories lose their oldest turns first; a response is never cut, so the model never
-    learns a truncated answer.
-    """
+    """Token examples of the sessions, and how many responses did not fit the context even with one
+    history turn. Too-long histories lose their oldest turns first; a response is never cut, so the
+    model never learns a truncated answer. Reversed (the backward model), a session is read from its
+    last turn back, so each earlier turn is predicted from the ones after it."""
     if tokenizer.eot_id is None:
         raise GptkitError("dialogue training needs an end-of-text token to join turns, which this vocabulary lacks")
+    if cfg.max_history < 0:
+        raise GptkitError(f"--max-history must be at least 0 (0: every earlier turn that fits), got {cfg.max_history}")
     tokenizer = _RememberingEncoder(tokenizer)
     examples, too_long = [], 0
-    for pair in pairs:
-        ids, labels = encode_pair(tokenizer, pair, cfg)
-        while len(ids) > block_size and len(pair.source) > 1:
-            pair = Pair(pair.source[1:], pair.target)
-            ids, labels = encode_pair(tokenizer, pair, cfg)
-        if len(ids) > block_size:
-            too_long += 1
-        else:
-            examples.append((ids, labels))
+    for turns in sessions:
+        pieces = [joined_ids(tokenizer, [t]) for t in (turns[::-1] if cfg.reverse else turns)]
+        for start, end, first in session_windows([len(p) for p in pieces], cfg.max_history, block_size):
+            if start == end:
+                too_long += 1
+            else:
+                examples.append(encode_window(pieces, start, end, start if cfg.loss_on_all_turns and start == 0 else first))
     return examples, too_long
 
 
-def dialogue_batches(examples: list[Example], batch_size: int, pad_id: int, seed: int = 0) -> EpochBatches[Example]:
+def dialogue_batches(examples: list[Example], batch_size: int, pad_id: int, seed: int = 0,
+                     width: int | None = None) -> EpochBatches[Example]:
     """A BatchSource of right-padded (inputs, labels): padding is never attended to by real tokens
-    (attention is causal) and its labels are ignored, so no attention mask is needed."""
+    (attention is causal) and its labels are ignored, so no attention mask is needed. ``width``
+    gives every batch one shape: a new shape each step makes the CPU kernels plan again."""
 
     def collate(rows: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
-        return pad([ids for ids, _ in rows], pad_id)[0], pad([labels for _, labels in rows], IGNORE_INDEX)[0]
+        return (pad([ids for ids, _ in rows], pad_id, width=width)[0],
+                pad([labels for _, labels in rows], IGNORE_INDEX, width=width)[0])
 
     return EpochBatches(examples, batch_size, collate, seed)

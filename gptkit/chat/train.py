@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from gptkit.chat.data import Dialogue, read_dialogues
-from gptkit.chat.examples import DIALOGUE_TEMPLATE, ExampleConfig, build_examples, dialogue_batches, dialogue_pairs
-from gptkit.chat.filters import FilterConfig, FilterReport, filter_pairs
+from gptkit.chat.examples import DIALOGUE_TEMPLATE, ExampleConfig, build_examples, dialogue_batches
+from gptkit.chat.filters import FilterConfig, FilterReport, filter_sessions
 from gptkit.checkpoint import load_tokenizer
 from gptkit.data.vocab import tokenizer_from_spec
 from gptkit.errors import GptkitError
@@ -24,7 +25,7 @@ from gptkit.train_config import DialogueTrainConfig, TrainConfig
 class DialogueResult:
     trainer: Trainer
     report: FilterReport  # the training split's filter counts
-    too_long: int  # pairs that did not fit the context
+    too_long: int  # responses that did not fit the context
     n_train: int
     n_val: int
     val_loss: float | None
@@ -53,23 +54,33 @@ def example_config(cfg: DialogueTrainConfig) -> ExampleConfig:
 
 
 def filter_config(cfg: DialogueTrainConfig) -> FilterConfig:
-    """Which pairs the data keeps, from the run's config (``max_words`` 0: no limit)."""
+    """Which turns the data keeps, from the run's config (``max_words`` 0: no limit). Reads the
+    blocklists, so a missing file is an error before anything else."""
     return FilterConfig(urls=cfg.url_filter, repeated_words=cfg.repeat_filter, common_words=cfg.common_word_filter,
                         brackets=cfg.bracket_filter, max_words=cfg.max_words or None,
                         max_response_count=cfg.max_response_count,
-                        blocklist=FilterConfig.read_blocklist(cfg.blocklist) if cfg.blocklist else frozenset())
+                        blocklist=FilterConfig.read_list(cfg.blocklist) if cfg.blocklist else frozenset(),
+                        blocked_substrings=FilterConfig.read_list(cfg.blocked_substrings) if cfg.blocked_substrings
+                        else frozenset())
 
 
-def train_dialogue(cfg: DialogueTrainConfig, progress: bool = True) -> DialogueResult:
-    """Train; under torchrun, as one process of the job (see gptkit.train.distributed)."""
+def train_dialogue(cfg: DialogueTrainConfig, progress: bool = True,
+                   echo: Callable[[str], None] | None = None) -> DialogueResult:
+    """Train; under torchrun, as one process of the job (see gptkit.train.distributed). ``echo``
+    gets the data report's lines before the first step."""
     cfg.validate()
-    filters = filter_config(cfg)  # reads the blocklist: a missing file is an error before the run starts
+    filters = filter_config(cfg)
     with training_session(cfg) as device:
-        return _train_dialogue(cfg, filters, device, progress)
+        return _train_dialogue(cfg, filters, device, progress, echo)
+
+
+def data_report(report: FilterReport, too_long: int, n_train: int, n_val: int) -> list[str]:
+    return [*report.lines(), f"{too_long:,} responses too long for the context; {n_train:,} training and "
+                             f"{n_val:,} validation examples"]
 
 
 def _train_dialogue(cfg: DialogueTrainConfig, filters: FilterConfig, device: torch.device,
-                    progress: bool) -> DialogueResult:
+                    progress: bool, echo: Callable[[str], None] | None) -> DialogueResult:
     torch.manual_seed(cfg.seed)
     dialogues = read_dialogues(cfg.data)
     tokenizer = dialogue_tokenizer(cfg, dialogues)
@@ -80,16 +91,19 @@ def _train_dialogue(cfg: DialogueTrainConfig, filters: FilterConfig, device: tor
     train_dialogues, val_dialogues = split_dialogues(dialogues, cfg.val_fraction, cfg.seed)
 
     def examples(split: list[Dialogue]):
-        pairs, report = filter_pairs(dialogue_pairs(split, cfg.max_history), filters)
-        return *build_examples(pairs, tokenizer, example_config(cfg), block), report
+        sessions, report = filter_sessions(split, filters)
+        return *build_examples(sessions, tokenizer, example_config(cfg), block), report
 
     train_examples, too_long, report = examples(train_dialogues)
     if not train_examples:
-        raise GptkitError(f"no training examples left in {cfg.data}: {report.kept} of {report.total} pairs passed the "
-                          f"filters and {too_long} were too long for the context of {block} tokens "
-                          "(dialogues not in English need --no-common-word-filter)")
+        raise GptkitError(f"no training examples left in {cfg.data}: {report.kept} of {report.sessions} sessions passed "
+                          f"the filters and {too_long} responses were too long for the context of {block} tokens "
+                          "(see the filters' --no-... flags)")
     val_examples = examples(val_dialogues)[0] if val_dialogues else []
-    train = dialogue_batches(train_examples, cfg.batch_size, tokenizer.eot_id, seed=cfg.seed)
+    if echo is not None:
+        for line in data_report(report, too_long, len(train_examples), len(val_examples)):
+            echo(line)
+    train = dialogue_batches(train_examples, cfg.batch_size, tokenizer.eot_id, seed=cfg.seed, width=block)
     val = dialogue_batches(val_examples, cfg.batch_size, tokenizer.eot_id).fixed_batches(cfg.eval_batches) if val_examples else None
     desc = "backward (MMI) model" if cfg.reverse else "dialogue model"
     trainer = Trainer(cfg, model, tokenizer, train, val, progress=progress, desc=desc)

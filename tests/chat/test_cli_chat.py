@@ -19,8 +19,10 @@ def test_train_reports_filters_and_examples(dialogue_file, tmp_path):
     result = run(*tiny_train_args(dialogue_file, tmp_path / "run", "--max-history", "1", "--blocklist",
                                   str(_write(tmp_path / "block.txt", "king\n"))))
     assert result.exit_code == 0, result.output
-    assert "6 pairs, 5 kept" in result.output and "removed 1: blocklisted word" in result.output
-    assert "5 training and 0 validation examples" in result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "3 sessions, 2 kept (6 turns)" and "  removed 1 sessions, 3 turns: blocklisted phrase" in lines
+    assert "0 responses too long for the context; 4 training and 0 validation examples" in lines  # 2 a session
+    assert lines.index("  removed 1 sessions, 3 turns: blocklisted phrase") < len(lines) - 1  # before the training
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
 
 
@@ -51,10 +53,15 @@ def test_bad_dialogue_files_are_clean_errors(tmp_path):
         assert_clean_error(result, fragment)
 
 
-def test_chinese_dialogues_all_fail_the_english_word_filter_with_a_clear_error(tmp_path):
-    data = _write(tmp_path / "zh.txt", "你好\n你好！\n\n再见\n明天见\n")
+def test_chinese_dialogues_meet_the_common_word_filter_by_chinese_characters(tmp_path):
+    data = _write(tmp_path / "zh.txt", "你好\n你好！\n\n再见\n明天见\n")  # 你 is common; 明天见 has no common character
     args = [a for a in tiny_train_args(data, tmp_path / "out") if a != "--no-common-word-filter"]
-    assert_clean_error(run(*args), "no training examples left")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "  removed 1 sessions, 2 turns: no common word of its language" in result.output.splitlines()
+    other = [a for a in tiny_train_args(_write(tmp_path / "zh2.txt", "再见\n明天见\n"), tmp_path / "out2")
+             if a != "--no-common-word-filter"]
+    assert_clean_error(run(*other), "no training examples left")
 
 
 def _write(path, text):

@@ -1,15 +1,9 @@
-"""Pairs and token examples: turns joined by end-of-text, the loss mask, history, reversal, batches."""
+"""Sessions as token examples: turns joined by end-of-text, every response scored once with its history,
+the loss mask, reversal, batches."""
 
 import torch
 
-from gptkit.chat.examples import (
-    ExampleConfig,
-    build_examples,
-    dialogue_batches,
-    dialogue_pairs,
-    encode_pair,
-)
-from gptkit.chat.filters import Pair
+from gptkit.chat.examples import ExampleConfig, build_examples, dialogue_batches, session_windows
 from gptkit.model.loss import IGNORE_INDEX
 from gptkit.tokenizer import Tokenizer
 
@@ -22,40 +16,51 @@ def scored_text(ids: list[int], labels: list[int]) -> str:
     return "".join("|" if t == EOT else TOK.decode([t]) for t in labels if t != IGNORE_INDEX)
 
 
-def test_pairs_respect_max_history():
-    dialogue = ["a", "b", "c", "d"]
-    assert dialogue_pairs([dialogue], 2) == [Pair(("a",), "b"), Pair(("a", "b"), "c"), Pair(("b", "c"), "d")]
-    assert dialogue_pairs([dialogue], 1)[-1] == Pair(("c",), "d")
+def examples_of(turns: list[str], block: int = 64, **cfg) -> list[tuple[str, str]]:
+    """(what the model reads, what it is scored on) of each example of one session."""
+    return [(TOK.decode(ids), scored_text(ids, labels))
+            for ids, labels in build_examples([turns], TOK, ExampleConfig(**cfg), block)[0]]
 
 
-def test_turns_are_joined_by_eot_and_only_the_response_is_scored():
-    ids, labels = encode_pair(TOK, Pair(("ab", "c"), "你好"), ExampleConfig())
-    assert TOK.decode(ids) == "ab<|endoftext|>c<|endoftext|>你好"  # inputs: all but the last EOT
-    assert len(labels) == len(ids)
-    assert all(label in (IGNORE_INDEX, target) for label, target in zip(labels, [*ids[1:], EOT]))
-    assert scored_text(ids, labels) == "你好|"
+def test_a_session_that_fits_is_one_example_scoring_every_response():
+    assert examples_of(["ab", "c", "你好"]) == [("ab<|endoftext|>c<|endoftext|>你好", "c|你好|")]
+
+
+def test_max_history_limits_each_response_to_its_last_turns():
+    assert [read for read, _ in examples_of(["a", "b", "c", "d"], max_history=2)] == [
+        "a<|endoftext|>b<|endoftext|>c", "b<|endoftext|>c<|endoftext|>d"]
+    assert [scored for _, scored in examples_of(["a", "b", "c", "d"], max_history=1)] == ["b|", "c|", "d|"]
+
+
+def test_every_response_is_scored_exactly_once_with_as_much_history_as_fits():
+    for max_history in (0, 1, 2, 3):
+        for block in (3, 5, 8, 40):
+            lengths = [2, 3, 2, 4, 2, 2, 5]
+            scored = []
+            for start, end, first in session_windows(lengths, max_history, block):
+                if start < end:
+                    assert sum(lengths[start:end]) <= block + 1 and start < first
+                    assert not max_history or end - 1 - start <= max_history
+                scored += range(first, end) if start < end else [first]
+            assert scored == list(range(1, len(lengths)))
 
 
 def test_loss_on_all_turns_scores_every_turn():
-    ids, labels = encode_pair(TOK, Pair(("ab", "c"), "d"), ExampleConfig(loss_on_all_turns=True))
-    assert scored_text(ids, labels) == "b|c|d|"  # the first token has nothing before it
+    assert examples_of(["ab", "c", "d"], loss_on_all_turns=True)[0][1] == "b|c|d|"  # the first token has no context
 
 
-def test_reversed_pairs_put_the_response_first_and_score_the_source():
-    ids, labels = encode_pair(TOK, Pair(("ab", "c"), "d"), ExampleConfig(reverse=True))
-    assert TOK.decode(ids) == "d<|endoftext|>c<|endoftext|>ab"
-    assert scored_text(ids, labels) == "c|ab|"
+def test_reversed_sessions_read_from_the_last_turn_and_score_the_earlier_ones():
+    assert examples_of(["ab", "c", "d"], reverse=True) == [("d<|endoftext|>c<|endoftext|>ab", "c|ab|")]
 
 
-def test_long_histories_lose_their_oldest_turns_and_too_long_pairs_are_counted():
-    pairs = [Pair(("aaaa", "bb"), "cc"), Pair(("a",), "hhhhhhhhhh")]
-    examples, too_long = build_examples(pairs, TOK, ExampleConfig(), block_size=6)
-    assert too_long == 1 and len(examples) == 1
+def test_long_histories_lose_their_oldest_turns_and_too_long_responses_are_counted():
+    examples, too_long = build_examples([["aaaa", "bb", "cc"], ["a", "hhhhhhhhhh"]], TOK, ExampleConfig(), block_size=6)
+    assert too_long == 2 and len(examples) == 1  # "bb" after "aaaa" and the long reply do not fit
     assert TOK.decode(examples[0][0]) == "bb<|endoftext|>cc"
 
 
 def test_batches_pad_on_the_right_ignore_padding_and_resume_exactly():
-    examples = build_examples(dialogue_pairs([["ab", "c", "defg"], ["a", "b"]], 2), TOK, ExampleConfig(), 64)[0]
+    examples = build_examples([["ab", "c", "defg"], ["a", "b"]], TOK, ExampleConfig(), 64)[0]
     source = dialogue_batches(examples, batch_size=2, pad_id=EOT, seed=3)
     x, y = source.next_batch()
     assert x.shape == y.shape and x.shape[0] == 2
