@@ -287,17 +287,22 @@ class DialogueTrainConfig(TrainConfig):
                                     "line between dialogues), LCCC .json, or a bundled corpus: shakespeare, tang, chatterbot-zh.")
     out: str = "runs/chat"
     reverse: bool = knob(False, "Train the backward (MMI) model: P(source | response).", flag="--reverse")
-    max_history: int = knob(2, "History turns before each response.")
+    max_history: int = knob(0, "History turns before each response (0: every earlier turn of the session that fits the "
+                               "context, as DialoGPT and GPT2-chitchat train).")
     loss_on_all_turns: bool = knob(False, "Train on every turn, not only the responses.", flag="--loss-on-all-turns")
     val_fraction: float = knob(0.05, "Share of dialogues held out.")
-    url_filter: bool = knob(True, "Drop pairs with a URL.")
-    repeat_filter: bool = knob(True, "Drop responses with a word three times in a row.")
-    common_word_filter: bool = knob(True, "Drop responses without any of the 50 most common English words "
-                                          "(--no-common-word-filter for other languages).")
-    bracket_filter: bool = knob(True, "Drop responses with [ or ].")
-    max_words: int = knob(200, "Drop pairs longer than this many words (0: no limit).")
-    blocklist: str | None = knob(None, "File of offensive words, one per line: pairs with one are dropped.")
-    max_response_count: int | None = knob(None, "Drop responses that occur more than N times.")
+    url_filter: bool = knob(True, "Cut sessions at a turn with a link (http(s)://, ftp://, www., bare domains).")
+    repeat_filter: bool = knob(True, "Cut sessions at a response with a word (CJK: character) three times in a row.")
+    common_word_filter: bool = knob(True, "Cut sessions at a response without any of its language's 50 most common "
+                                          "words (English) or characters (Chinese).")
+    bracket_filter: bool = knob(True, "Cut sessions at a response with [ ] or 【 】.")
+    max_words: int = knob(200, "Cut sessions at a turn longer than this many words, characters in Chinese/Japanese "
+                               "(0: no limit).")
+    blocklist: str | None = knob(None, "File of phrases, one per line, matched as whole words (Chinese: characters): "
+                                       "sessions are cut at a turn with one.")
+    blocked_substrings: str | None = knob(None, "File of substrings, one per line, matched anywhere (inside words too): "
+                                                "sessions are cut at a turn with one.")
+    max_response_count: int | None = knob(1000, "Cut sessions at a response seen more than N times (DialoGPT: 1,000).")
     max_steps: int = 1000
     lr: float = 1e-3
     warmup_steps: int = 50
