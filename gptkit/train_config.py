@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -24,22 +24,25 @@ except ModuleNotFoundError:  # Python 3.10
 from gptkit.config import FIELD_TYPES
 from gptkit.errors import GptkitError
 from gptkit.io import read_json, read_text
+from gptkit.recipes import find_recipe, recipe_keys
 from gptkit.run_dir import TRAIN_CONFIG, check_output
 
 Parallel = Literal["ddp", "fsdp"]  # how a torchrun job splits the work: replicas (DDP) or shards (FSDP2)
 # torch.compile's modes; reduce-overhead replays the step as CUDA graphs (small models are launch-bound)
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]  # gptkit.device's autocast precisions
+Schedule = Literal["cosine", "noam"]  # the learning rate after its linear warmup (gptkit.train.optim.lr_at)
 Task = Literal["classify", "entail", "similarity", "choice"]  # GPT-1's input transformations
 
 # (field, lowest value, type) of every numeric knob; OPTIONAL ones may be None (a default decides).
 LIMITS = (("max_steps", 1, int), ("batch_size", 1, int), ("block_size", 1, int), ("grad_accum", 1, int),
-          ("lr", 0, float), ("min_lr", 0, float), ("warmup_steps", 0, int), ("weight_decay", 0, float),
+          ("lr", 0, float), ("min_lr", 0, float), ("warmup_steps", 0, int), ("decay_steps", 1, int),
+          ("weight_decay", 0, float),
           ("beta1", 0, float), ("beta2", 0, float), ("grad_clip", 0, float), ("dropout", 0, float),
           ("seed", 0, int), ("eval_every", 0, int), ("eval_batches", 1, int), ("save_every", 0, int),
           ("keep_checkpoints", 1, int), ("sample_tokens", 0, int), ("log_every", 1, int))
 SEED_MAX = 2**63 - 1  # torch's generators take 64 bits; the ranks' seeds add to it
-OPTIONAL = {"block_size", "min_lr", "dropout", "max_steps", "warmup_steps", "eval_every"}
+OPTIONAL = {"block_size", "min_lr", "dropout", "max_steps", "warmup_steps", "decay_steps", "eval_every"}
 
 
 def knob(default: Any = MISSING, help: str = "", flag: str | None = None) -> Any:
@@ -61,8 +64,12 @@ def required(f: dataclasses.Field) -> bool:
 
 @dataclass
 class TrainConfig:
+    COMMAND: ClassVar[str] = "pretrain"  # the command that trains with this config (a recipe names its own)
     # what to train on, and where to write
     preset: str = knob("shakespeare-char", "Model shape by name (see `gptkit info --list`).")
+    recipe: str | None = knob(None, "Train as a paper did: gpt1, gpt2, gpt3-125M ... gpt3-175B (pretrain), dialogpt "
+                                    "(dialogue train) set the preset, optimizer, schedule, batch and context; steps "
+                                    "follow from the batch used. Flags override it. See `gptkit info --recipe NAME`.")
     data: str | list[str] | None = knob(None, "A directory made by `gptkit prepare`; repeat it to train on several (e.g. the "
                                               "--part directories) as one corpus, or give each a sampling weight, "
                                               "DIR:WEIGHT, to draw batches from them by weight (GPT-3's mixture). "
@@ -80,6 +87,10 @@ class TrainConfig:
     lr: float = knob(2e-3, "Peak learning rate (after warmup, before the decay).")
     min_lr: float | None = knob(None, "Learning rate at the end of the cosine decay. Default: lr / 10.")
     warmup_steps: int = knob(100, "Steps of linear warmup.")
+    decay_steps: int | None = knob(None, "Steps (from the start) of the cosine decay to min_lr, which then holds (GPT-3 "
+                                         "decays over 260B of its 300B tokens). Default: max_steps.")
+    schedule: Schedule = knob("cosine", "After the warmup: cosine decay to min_lr, or noam, lr x sqrt(warmup / step) "
+                                        "(the Transformer's, DialoGPT's), never below min_lr.")
     weight_decay: float = knob(0.1, "AdamW's decoupled weight decay.")
     beta1: float = knob(0.9, "AdamW's beta1.")
     beta2: float = knob(0.95, "AdamW's beta2.")
@@ -134,6 +145,8 @@ class TrainConfig:
         if unknown:
             raise GptkitError(f"model: unknown keys {', '.join(map(str, unknown))}; valid keys: {', '.join(FIELD_TYPES)}")
         self.corpora()
+        if self.recipe is not None:
+            find_recipe(self.recipe)
 
     def _check_choices(self) -> None:
         """Each Literal field holds one of its values (a config file or the Python API skip click's check)."""
@@ -182,6 +195,8 @@ class TrainConfig:
         if config_file:
             keys.update(cls.from_file(config_file))
         keys.update({k: v for k, v in flags.items() if v is not None})
+        if keys.get("recipe"):  # the paper's values, under the file's and the flags'
+            keys = {**recipe_keys(keys["recipe"], cls.COMMAND, keys, lambda: train_tokens(keys.get("data"))), **keys}
         missing = [flag_name(f) for f in fields if required(f) and f.name not in keys]
         if missing:
             raise GptkitError(f"missing {', '.join(missing)}: give them, or --resume the run in --out that has them")
@@ -231,6 +246,15 @@ def parse_data(entries: list[str]) -> tuple[list[str], list[float] | None]:
     return dirs, ([w / sum(weights) for w in weights] if any(given) else None)
 
 
+def train_tokens(data: str | list[str] | None) -> int | None:
+    """The training tokens of --data, from its meta.json (a recipe counted in epochs asks); None
+    without --data."""
+    from gptkit.data.prepare import read_meta  # only then: it brings NumPy
+
+    dirs = parse_data([data] if isinstance(data, str) else data or [])[0]
+    return sum(read_meta(d)["splits"].get("train", {}).get("tokens", 0) for d in dirs) if dirs else None
+
+
 @dataclass(kw_only=True)
 class FinetuneConfig(TrainConfig):
     """GPT-1's fine-tuning: the shared training knobs with the paper's defaults, plus the task.
@@ -238,6 +262,8 @@ class FinetuneConfig(TrainConfig):
     ``init_from`` is the pretrained model (required); ``max_steps`` defaults to ``epochs`` epochs,
     ``warmup_steps`` to 0.2% of the steps, ``eval_every`` (and checkpoints) to once per epoch.
     """
+
+    COMMAND: ClassVar[str] = "finetune"
 
     task: Task = knob(help="The task's input transformation and head (see docs/finetuning.md).")
     train: str = knob(help="Labelled .jsonl, .csv or .tsv file (see docs/finetuning.md), or a bundled set by name: "
@@ -282,6 +308,8 @@ class FinetuneConfig(TrainConfig):
 class DialogueTrainConfig(TrainConfig):
     """DialoGPT-style dialogue training: the shared knobs plus the data, its filters and how pairs
     become examples. The Trainer saves it whole, so --resume rebuilds the same examples."""
+
+    COMMAND: ClassVar[str] = "dialogue train"
 
     data: str = knob("shakespeare", "Dialogues: .jsonl (a list of turns per line), plain text (a turn per line, a blank "
                                     "line between dialogues), LCCC .json, or a bundled corpus: shakespeare, tang, chatterbot-zh.")

@@ -27,8 +27,9 @@ def config_file_option(cls: type = TrainConfig):
 
 @cli.command()
 @config_file_option()
-@config_options(TrainConfig, "preset", "data", "tokenizer", "out", "init_from", "max_steps", "batch_size", "block_size",
-                "grad_accum", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "grad_clip", "dropout",
+@config_options(TrainConfig, "preset", "recipe", "data", "tokenizer", "out", "init_from", "max_steps", "batch_size",
+                "block_size", "grad_accum", "lr", "min_lr", "warmup_steps", "decay_steps", "schedule", "weight_decay",
+                "beta1", "beta2", "grad_clip", "dropout",
                 "seed", "eval_every", "eval_batches", "log_every", "save_every", "keep_checkpoints", "sample_tokens",
                 "resume")
 @training_options()

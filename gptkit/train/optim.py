@@ -20,10 +20,14 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tupl
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == "cuda")
 
 
-def lr_at(step: int, max_lr: float, min_lr: float, warmup: int, total: int) -> float:
-    """Linear warmup to max_lr over ``warmup`` steps, then cosine decay to min_lr at ``total``."""
+def lr_at(step: int, max_lr: float, min_lr: float, warmup: int, total: int, schedule: str = "cosine") -> float:
+    """Linear warmup to max_lr over ``warmup`` steps, then cosine decay to min_lr at ``total`` (and
+    min_lr after it), or with ``schedule`` "noam" the Transformer's max_lr * sqrt(warmup / step),
+    never below min_lr (Vaswani et al. 2017, section 5.3; DialoGPT's)."""
     if step < warmup:
         return max_lr * (step + 1) / warmup
+    if schedule == "noam":
+        return max(min_lr, max_lr * math.sqrt(max(1, warmup) / (step + 1)))
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - min_lr)
 

@@ -147,7 +147,7 @@ class Trainer:
         """The learning rate of the next step. Fine-tuning overrides it (GPT-1 decays linearly)."""
         cfg = self.cfg
         return lr_at(self.step, cfg.lr, cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10,
-                     cfg.warmup_steps, cfg.max_steps)
+                     cfg.warmup_steps, cfg.decay_steps or cfg.max_steps, cfg.schedule)
 
     def train_step(self) -> dict:
         """One optimizer step over ``grad_accum`` micro-batches; returns what the log records, the
