@@ -120,10 +120,10 @@ def run_step(step: str, plan: Plan, part: tuple[int, int], out: Path, decide: De
         state = {"key": key, "next": plan.lo, "length": 0, "progress": Progress(extra=extra or {}).to_json(), "done": False}
         for stale in out.glob(f"{name}.jsonl*"):
             stale.unlink()
-    counts = Progress.from_json(state["progress"])
+    counts = Progress.from_json(json.loads(json.dumps(state["progress"])))  # a copy: extra may be the same dict
     if extra is not None and not state["done"]:
         extra.clear()
-        extra.update(counts.extra)
+        extra.update(counts.extra)  # a resumed run continues the saved counters
         counts.extra = extra
     if state["done"]:
         return output, counts
