@@ -97,7 +97,7 @@ RECIPES: dict[str, Recipe] = {
     "gpt2": Recipe(source=GPT2, command="pretrain", preset="gpt2", block_size=1024, batch_tokens=512 * 1024, lr=2.5e-4,
                    min_lr_ratio=0.0, weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, dropout=0.1,
                    warmup_steps=2000,
-                   length_note="not given by the paper",
+                   length_note="the paper gives none",
                    notes=("learning rate: tuned per model on held-out WebText and not published (section 3); "
                           "GPT-1's 2.5e-4 here",
                           "warmup, cosine to 0, weight decay, dropout: GPT-1's, which GPT-2 'largely follows'")),
@@ -116,7 +116,7 @@ RECIPES: dict[str, Recipe] = {
                        batch_tokens=512 * 128, lr=1e-5 * 1e4 / math.sqrt(1024 * 16_000), min_lr_ratio=0.0,
                        weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, dropout=0.1, schedule="noam",
                        warmup_steps=16_000,
-                       length_note="until the validation loss stops improving, at most 5 epochs (3 for the large model)",
+                       length_note="until the validation loss stops improving: at most 5 epochs, 3 for the large model",
                        notes=("learning rate: the paper's was chosen on validation loss; this is the released "
                               "trainer's peak, 1e-5 x 1e4 / sqrt(n_embd 1024 x 16,000 warmup steps)",
                               "context and batch: the released trainer's 128 tokens (--max_seq_length) and 512 "
@@ -154,6 +154,6 @@ def recipe_keys(name: str, command: str, given: dict, train_tokens: Callable[[],
     keys.update(recipe.steps(run["batch_size"] * run["grad_accum"] * run["block_size"], counted))
     if "max_steps" not in given and keys["max_steps"] is None:
         why = (f"runs {recipe.epochs} epochs of --data: give --data, or" if recipe.epochs
-               else f"gives no length ({recipe.length()}): give")
+               else f"has no fixed length ({recipe.length()}): give")
         raise GptkitError(f"--recipe {key} {why} --max-steps")
     return {k: v for k, v in keys.items() if k not in given}

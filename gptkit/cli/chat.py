@@ -18,7 +18,7 @@ def dialogue() -> None:
 
 @dialogue.command("train")
 @config_file_option(DialogueTrainConfig)
-@config_options(DialogueTrainConfig, "data", "out", "reverse", "init_from", "preset", "tokenizer", "max_history",
+@config_options(DialogueTrainConfig, "data", "out", "reverse", "init_from", "preset", "recipe", "tokenizer", "max_history",
                 "loss_on_all_turns", "val_fraction", "url_filter", "repeat_filter", "common_word_filter", "bracket_filter",
                 "max_words", "blocklist", "blocked_substrings", "max_response_count", "max_steps", "batch_size", "lr", "warmup_steps",
                 "eval_every", "save_every", "keep_checkpoints", "seed", "resume")

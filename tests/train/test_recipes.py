@@ -57,7 +57,7 @@ def test_gpt2_section_2_3():
     cfg = resolved(recipe="gpt2", max_steps=1000)
     assert (cfg.preset, cfg.block_size, cfg.batch_size) == ("gpt2", 1024, 512)
     assert (cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.weight_decay, cfg.dropout) == (2.5e-4, 0.0, 2000, 0.01, 0.1)
-    with pytest.raises(GptkitError, match=r"--recipe gpt2 gives no length \(not given by the paper\): give --max-steps"):
+    with pytest.raises(GptkitError, match=r"--recipe gpt2 has no fixed length \(the paper gives none\): give --max-steps"):
         resolved(recipe="gpt2")
 
 
