@@ -29,8 +29,10 @@ from gptkit.serve.metrics import Metrics
 from gptkit.serve.models import ServedModel
 from gptkit.serve.schema import ApiError, ChatRequest, CompletionRequest, Request, loads, parse
 from gptkit.serve.template import render
+from gptkit.tokenizer.base import unknown_note
 
 ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions")
+WARNING_HEADER = "X-Gptkit-Warning"
 
 
 @dataclass
@@ -63,7 +65,7 @@ def create_app(models: dict[str, ServedModel], cfg: ServerConfig, metrics: Metri
     app.add_middleware(Guard, api_key=cfg.api_key, metrics=metrics)
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Content-Type"], expose_headers=[WARNING_HEADER])
     app.add_exception_handler(ApiError, lambda request, e: error_response(e))
     app.add_exception_handler(Exception, lambda request, e: error_response(  # a bug; the log has the traceback
         ApiError(500, "internal server error; the server log has the details", type="server_error")))
@@ -145,10 +147,10 @@ class Api:
         max_tokens = self.max_tokens(served, req.max_tokens, req.default_max_tokens)
         prompts = [self.check_prompt(self.encode(served, t), served, max_tokens, "prompt") for t in texts]
         gen = self.start(served, req, prompts, max_tokens, req.stops, req.logprobs)
-        shape = CompletionShape(served, req)
+        shape = CompletionShape(served, req, texts)
         if req.stream:
             return self.stream(gen, shape, req)
-        return JSONResponse(shape.response(await self.collect(gen, request), gen.usage()))
+        return JSONResponse(shape.response(await self.collect(gen, request), gen.usage()), headers=shape.headers())
 
     async def chat_completions(self, request: HttpRequest) -> Response:
         req = parse(ChatRequest, await self.read_json(request))
@@ -161,14 +163,15 @@ class Api:
         prompt = render(served.template, served.tokenizer, req.messages, served.context, reserve)
         max_tokens = min(max_tokens, served.context - len(prompt.ids))
         ids = self.check_prompt(prompt.ids, served, max_tokens, "messages")
-        shape = ChatShape(served, req)
+        shape = ChatShape(served, req, [m.text for m in req.messages])
         stops = req.stops + prompt.stops
         if req.stream:
             return self.stream(self.start(served, req, [ids], max_tokens, stops, lstrip=True), shape, req)
         if served.reranks:
-            return JSONResponse(await self.mmi_reply(request, served, req, prompt.turns, ids, max_tokens, stops, shape))
+            reply = await self.mmi_reply(request, served, req, prompt.turns, ids, max_tokens, stops, shape)
+            return JSONResponse(reply, headers=shape.headers())
         gen = self.start(served, req, [ids], max_tokens, stops, lstrip=True)
-        return JSONResponse(shape.response(await self.collect(gen, request), gen.usage()))
+        return JSONResponse(shape.response(await self.collect(gen, request), gen.usage()), headers=shape.headers())
 
     async def mmi_reply(self, request: HttpRequest, served: ServedModel, req: ChatRequest, turns: list[str], ids: list[int],
                         max_tokens: int, stops: list[str], shape: ChatShape) -> dict:
@@ -262,7 +265,7 @@ class Api:
         return choices
 
     def stream(self, gen: Generation, shape: Shape, req: Request) -> Response:
-        return EventStream(server_sent_events(gen, shape, req.include_usage), on_close=gen.cancel)
+        return EventStream(server_sent_events(gen, shape, req.include_usage), on_close=gen.cancel, headers=shape.headers())
 
 
 def failure_error(failure: Finish) -> ApiError:
@@ -282,9 +285,9 @@ class EventStream(StreamingResponse):
     """Server-Sent Events that cancel their generation however the response ends: finished, failed,
     or the client gone (Starlette stops the response when it receives the disconnect)."""
 
-    def __init__(self, events: AsyncIterator[str], on_close: Callable[[], None]):
+    def __init__(self, events: AsyncIterator[str], on_close: Callable[[], None], headers: dict[str, str]):
         super().__init__(events, media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers})
         self.on_close = on_close
 
     async def __call__(self, scope, receive, send) -> None:
@@ -295,7 +298,11 @@ class EventStream(StreamingResponse):
 
 
 async def server_sent_events(gen: Generation, shape: Shape, include_usage: bool) -> AsyncIterator[str]:
+    notes = shape.notes()  # on the first chunk only
+
     def event(data: dict) -> str:
+        nonlocal notes
+        data, notes = {**data, **notes}, {}
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     extra = {"usage": None} if include_usage else {}
@@ -319,9 +326,25 @@ class Shape:
     object: str  # the type of the whole response
     chunk_object: str  # the type of a stream's chunk
 
-    def __init__(self, served: ServedModel, req: Request):
+    def __init__(self, served: ServedModel, req: Request, texts: list[str]):
+        """``texts``: what the request gives the model to read (a prompt, the messages)."""
         self.served, self.req = served, req
         self.id, self.created = f"{self.kind}-{uuid.uuid4().hex}", int(time.time())
+        self.unknown = served.tokenizer.unknown_characters("\n".join(texts))
+
+    def notes(self) -> dict:
+        """Beside OpenAI's fields (clients keep unknown ones): ``warnings``, when the model cannot read
+        part of the request, each with a ``code`` and a ``message``."""
+        if not self.unknown:
+            return {}
+        return {"warnings": [{"code": "unknown_characters", "message": unknown_note(self.unknown),
+                              "characters": self.unknown}]}
+
+    def headers(self) -> dict[str, str]:
+        """The same warning as an HTTP header, in ASCII (code points): it comes before a stream's first chunk."""
+        if not self.unknown:
+            return {}
+        return {WARNING_HEADER: unknown_note([f"U+{ord(c):04X}" for c in self.unknown])}
 
     def header(self, chunk: bool = False) -> dict:
         return {"id": self.id, "object": self.chunk_object if chunk else self.object, "created": self.created,
@@ -337,7 +360,7 @@ class ChatShape(Shape):
     def response(self, choices: list[Delta], usage: dict) -> dict:
         return {**self.header(), "choices": [
             {"index": c.index, "message": {"role": "assistant", "content": c.text}, "logprobs": None,
-             "finish_reason": c.finish_reason} for c in choices], "usage": usage}
+             "finish_reason": c.finish_reason} for c in choices], "usage": usage, **self.notes()}
 
     def opening(self, n: int) -> list[dict]:
         """Each choice's first chunk names the role."""
@@ -355,7 +378,7 @@ class CompletionShape(Shape):
     kind, object, chunk_object = "cmpl", "text_completion", "text_completion"
 
     def response(self, choices: list[Delta], usage: dict) -> dict:
-        return {**self.header(), "choices": [self.choice(c) for c in choices], "usage": usage}
+        return {**self.header(), "choices": [self.choice(c) for c in choices], "usage": usage, **self.notes()}
 
     def chunk(self, d: Delta) -> dict:
         return {**self.header(chunk=True), "choices": [self.choice(d)]}

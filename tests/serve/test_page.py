@@ -384,3 +384,21 @@ def test_the_heading_and_the_mmi_note_follow_the_model_picked(page: Page, demo_s
     page.reload()  # the choice is kept (the page opens the conversation above, so no heading)
     expect(page.get_by_label("Model", exact=True)).to_have_value(MODEL)
     expect(note).to_be_visible()
+
+
+def test_characters_the_model_cannot_read_are_noted_under_the_message_not_in_the_reply(page: Page, demo_server: Server):
+    page.goto(demo_server.url)
+    pick_model(page, DEMO)
+    set_setting(page, "Max tokens", 4)
+    say(page, "你好吗？")  # 吗 is outside the vocabulary: the server's warning comes with the stream
+    expect(last_reply(page)).to_have_attribute("data-status", "length")
+    sent = page.locator(".message.user").last
+    expect(sent.locator(".meta")).to_have_text("Not in this model's vocabulary (read as unknown): 吗")
+    expect(sent).to_have_attribute("data-warned", "true")
+    assert "vocabulary" not in reply_text(page) + last_reply(page).locator(".meta").text_content()
+    say(page, "你好")  # every character known: no note (the request still holds 吗, in the first message)
+    expect(page.locator(".message.assistant")).to_have_count(2)
+    expect(last_reply(page)).to_have_attribute("data-status", "length")
+    expect(page.locator(".message.user").last.locator(".meta")).to_have_text("")
+    page.reload()  # the note is kept with the conversation
+    expect(page.locator(".message.user").first.locator(".meta")).to_contain_text("吗")
