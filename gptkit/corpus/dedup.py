@@ -68,8 +68,9 @@ class Settings:
                 raise GptkitError(f"--{name} must be at least 1, got {getattr(self, name)}")
 
 
-def exact_keys(texts: list[str]) -> np.ndarray:
-    return np.array([int.from_bytes(hashlib.blake2b(clean_bytes(t), digest_size=8).digest(), "little") for t in texts],
+def exact_keys(cleaned: list[bytes]) -> np.ndarray:
+    """64 bits of the BLAKE2b hash of each normalized text (``clean_bytes``)."""
+    return np.array([int.from_bytes(hashlib.blake2b(c, digest_size=8).digest(), "little") for c in cleaned],
                     dtype=np.uint64)
 
 
@@ -119,13 +120,14 @@ def sign(plan: Plan, part: tuple[int, int], out: Path, settings: Settings, progr
     for batch in batches(read_records(plan, state["next"])):
         texts = [r.text for r in batch]
         index = np.array([r.index for r in batch], dtype=np.uint64)
-        s, per_doc = shingles(texts, settings.ngram)
+        cleaned = [clean_bytes(t) for t in texts]
+        s, per_doc = shingles(texts, settings.ngram, cleaned)
         keys = band_keys(signatures(s, per_doc, a, b), lsh)
         has = per_doc > 0  # a document without words has no signature: only its exact key counts
         for band in range(lsh.bands):
             buffers[band].append(keys[band][has])
             docs[band].append(index[has])
-        buffers[lsh.bands].append(exact_keys(texts))
+        buffers[lsh.bands].append(exact_keys(cleaned))
         docs[lsh.bands].append(index)
         buffered += len(batch)
         chars = sum(map(len, texts))

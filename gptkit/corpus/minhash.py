@@ -45,9 +45,10 @@ class LSH:
         return 1 - (1 - jaccard ** self.rows) ** self.bands
 
 
-def shingles(texts: list[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
-    """(the shingle hashes of all ``texts``, in order; how many each text has)."""
-    hashes, counts = word_hashes([clean_bytes(t) for t in texts])
+def shingles(texts: list[str], ngram: int, cleaned: list[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(the shingle hashes of all ``texts``, in order; how many each text has). ``cleaned``: the
+    texts' ``clean_bytes``, if the caller has them."""
+    hashes, counts = word_hashes(cleaned if cleaned is not None else [clean_bytes(t) for t in texts])
     return ngram_hashes(hashes, counts, ngram, short=True)
 
 

@@ -67,19 +67,21 @@ def word_hashes(cleaned: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     joined = b" ".join(s for s in cleaned if s)
     if not joined:
         return np.zeros(0, dtype=np.uint64), counts
-    b = np.frombuffer(joined, dtype=np.uint8)
-    is_space = b == _SPACE
-    start_flags = ~is_space & np.concatenate(([True], is_space[:-1]))
-    starts = np.flatnonzero(start_flags)
-    ends = np.flatnonzero(~is_space & np.concatenate((is_space[1:], [True]))) + 1
-    lengths = ends - starts
-    # each byte's position inside its word (a space counts as the word before it; dropped below)
-    position = np.arange(len(b)) - starts[np.cumsum(start_flags) - 1]
+    # every word followed by exactly one space: a word is the bytes from its start to the next start
+    b = np.frombuffer(joined + b" ", dtype=np.uint8)
+    starts = _starts(b)
+    spans = np.diff(np.append(starts, len(b)))  # word and its space
+    position = np.arange(len(b), dtype=np.int64) - np.repeat(starts, spans)
     with np.errstate(over="ignore"):
-        terms = b.astype(np.uint64) * _CONSTANTS[position % _POSITIONS]
-        terms[is_space] = 0
+        terms = b.astype(np.uint64) * _CONSTANTS[position & (_POSITIONS - 1)]
         sums = np.add.reduceat(terms, starts)
-        return mix(sums ^ (lengths.astype(np.uint64) * _GOLDEN)), counts
+        return mix(sums ^ ((spans - 1).astype(np.uint64) * _GOLDEN)), counts
+
+
+def _starts(b: np.ndarray) -> np.ndarray:
+    """Where the words of ``b`` (single spaces between them, one at the end) start."""
+    after_space = np.flatnonzero(b[:-1] == _SPACE) + 1
+    return np.concatenate(([0], after_space))
 
 
 def ngram_hashes(hashes: np.ndarray, counts: np.ndarray, n: int, short: bool = False) -> tuple[np.ndarray, np.ndarray]:
