@@ -236,13 +236,24 @@ def _token_counts(corpus: Corpus, split: str) -> np.ndarray:
     return counts
 
 
-def unigram_entropy(data: Corpus | str | Path | Sequence[str | Path], split: str = "val") -> float:
+def unigram_entropy(data: Corpus | str | Path | Sequence[str | Path], split: str = "val",
+                    weights: Sequence[float] | None = None) -> float:
     """Cross-entropy (nats/token) of ``split`` under the training set's unigram distribution:
-    the loss a model that ignores context would reach. A trained model should beat it clearly."""
+    the loss a model that ignores context would reach. A trained model should beat it clearly.
+
+    With ``weights`` (a weighted mixture, one per directory) the distribution is the corpora's own
+    mixed by weight and the loss their validation losses averaged by weight: what the mixture's
+    validation batches measure."""
     corpus = as_corpus(data)
-    train = _token_counts(corpus, "train") + 1  # add-one smoothing: unseen tokens get a finite cost
-    logp = np.log(train / train.sum())
-    test = _token_counts(corpus, split)
-    if test.sum() == 0:
+    parts = [Corpus(d) for d in corpus.dirs] if weights is not None else [corpus]
+    weights = weights if weights is not None else [1.0]
+    smoothed = [_token_counts(part, "train") + 1 for part in parts]  # add-one: unseen tokens get a finite cost
+    logp = np.log(sum(w * (c / c.sum()) for w, c in zip(weights, smoothed)) / sum(weights))
+    losses = []
+    for w, part in zip(weights, parts):
+        test = _token_counts(part, split)
+        if test.sum():
+            losses.append((w, float(-(test * logp).sum() / test.sum())))
+    if not losses:
         raise GptkitError(f"{', '.join(map(str, corpus.dirs))} has no {split!r} tokens to measure the unigram baseline on")
-    return float(-(test * logp).sum() / test.sum())
+    return sum(w * loss for w, loss in losses) / sum(w for w, _ in losses)

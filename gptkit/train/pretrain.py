@@ -98,7 +98,7 @@ def _pretrain(cfg: TrainConfig, device: torch.device, progress: bool) -> Pretrai
         log.info("epochs each corpus received: %s", _epochs_text(epochs))
     if not distributed.is_main():
         return PretrainResult(trainer, summary["step"], summary["val_loss"], None, trainer.out / "loss.png", epochs)
-    baseline = unigram_entropy(corpus) if corpus.has("val") else None
+    baseline = unigram_entropy(corpus, weights=weights) if corpus.has("val") else None
     curve = trainer.plot(baseline)
     return PretrainResult(trainer, summary["step"], summary["val_loss"], baseline, curve, epochs)
 

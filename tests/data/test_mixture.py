@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from gptkit.checkpoint import load_training_state
 from gptkit.cli.main import cli
-from gptkit.data import Document, MixtureLoader, prepare
+from gptkit.data import Document, MixtureLoader, prepare, unigram_entropy
 from gptkit.data.loader import assign_rows
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
@@ -110,6 +110,17 @@ def test_corpora_of_different_tokenizers_are_refused(tmp_path):
         MixtureLoader([a, b], [1, 1], "train", 2, batch_size=1)
 
 
+def test_the_unigram_baseline_of_a_mixture_is_weighted_like_its_validation(tmp_path):
+    a = make_data_dir(tmp_path / "a", {"train": [np.array([0, 0, 1])], "val": [np.array([0])]}, vocab_size=5)
+    b = make_data_dir(tmp_path / "b", {"train": [np.array([2, 2])], "val": [np.array([2, 3])]}, vocab_size=5)
+    for d in (a, b):
+        Tokenizer.char("ab").save(d)
+    # Add-one smoothed unigram distributions, mixed 3:1; each validation split's loss, averaged 3:1.
+    p = 0.75 * np.array([3, 2, 1, 1, 1]) / 8 + 0.25 * np.array([1, 1, 3, 1, 1]) / 7
+    expected = 0.75 * -np.log(p[0]) + 0.25 * -(np.log(p[2]) + np.log(p[3])) / 2
+    assert unigram_entropy([a, b], weights=[0.75, 0.25]) == pytest.approx(expected, rel=1e-12)
+
+
 # ---- --data DIR:WEIGHT ----------------------------------------------------------------------------
 
 
@@ -162,7 +173,7 @@ def char_corpora(tmp_path):
 
 def mixture_run(dirs, out, **keys) -> TrainConfig:
     return TrainConfig(**{**dict(preset="tiny", data=[f"{dirs[0]}:0.75", f"{dirs[1]}:0.25"], out=str(out),
-                                 max_steps=6, batch_size=4, block_size=16, eval_every=3, eval_batches=2,
+                                 max_steps=6, batch_size=4, block_size=16, eval_every=0, eval_batches=1,
                                  save_every=3, sample_tokens=0, log_every=1), **keys})
 
 
