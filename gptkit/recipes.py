@@ -128,7 +128,7 @@ RECIPES: dict[str, Recipe] = {
 def find_recipe(name: str) -> tuple[str, Recipe]:
     """(its name as listed, the recipe); the case of the size does not matter (gpt3-125m)."""
     by_lower = {key.lower(): key for key in RECIPES}
-    key = by_lower.get(name.lower())
+    key = by_lower.get(str(name).lower())
     if key is None:
         raise GptkitError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
     return key, RECIPES[key]

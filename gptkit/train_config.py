@@ -224,7 +224,7 @@ def parse_data(entries: list[str]) -> tuple[list[str], list[float] | None]:
     """``DIR`` or ``DIR:WEIGHT`` entries -> (directories, normalised weights or None). A directory
     whose own name holds a colon is taken whole when it exists."""
     dirs, weights = [], []
-    for entry in entries:
+    for entry in map(str, entries):  # a config file may hold numbers
         path, weight = entry, None
         if ":" in entry and not Path(entry).exists():
             path, text = entry.rsplit(":", 1)

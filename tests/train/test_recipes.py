@@ -118,6 +118,8 @@ def test_an_unknown_recipe_lists_the_known_ones():
     with pytest.raises(GptkitError, match="unknown recipe 'gpt4'; known recipes: gpt1, gpt2, gpt3-125M, .*, dialogpt"):
         resolved(recipe="gpt4")
     assert resolved(recipe="GPT3-125m").lr == 6e-4  # the size's case does not matter
+    with pytest.raises(GptkitError, match="unknown recipe 5"):
+        resolved(recipe=5)  # from a config file
 
 
 def test_noam_schedule():
