@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gptkit.chat.data import normalize_turn
 from gptkit.chat.examples import DIALOGUE_TEMPLATE, joined_ids, newest_fitting
 from gptkit.errors import GptkitError
 from gptkit.serve.schema import ApiError, Message
@@ -46,7 +47,7 @@ def render(template: str, tokenizer: Tokenizer, messages: list[Message], context
     """The prompt for the newest ``messages`` that leave ``reserve`` of the ``context``'s tokens to
     the reply (the latest message is always kept, leaving the reply less if need be)."""
     if template == "dialogue":
-        turns = [" ".join(m.text.split()) for m in messages if ROLES[m.role] != "System"]
+        turns = [normalize_turn(m.text) for m in messages if ROLES[m.role] != "System"]  # as dialogues are trained
         if not turns:
             raise ApiError(400, "messages must hold at least one user or assistant turn", "messages")
         kept = _fitting([joined_ids(tokenizer, [t]) for t in turns], [], context, reserve)

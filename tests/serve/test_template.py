@@ -59,3 +59,10 @@ def test_the_dialogue_template_fits_the_same_way_and_names_the_turns_it_kept():
     prompt = render("dialogue", TOKENIZER, messages, context=64, reserve=50)
     assert prompt.turns == ["b b", "c"]  # system messages dropped, spaces collapsed
     assert prompt.ids == [*TOKENIZER.encode("b b"), TOKENIZER.eot_id, *TOKENIZER.encode("c"), TOKENIZER.eot_id]
+
+
+def test_dialogue_turns_are_read_as_training_reads_them():
+    """Whitespace collapsed and none between Chinese characters (LCCC-style word segmentation)."""
+    tok = Tokenizer.char("你好世界 Hi!")
+    prompt = render("dialogue", tok, conversation("你 好，\n世界", "Hi   !"), context=64, reserve=8)
+    assert prompt.turns == ["你好，世界", "Hi !"]
