@@ -74,7 +74,8 @@ class TrainConfig:
                                               "--part directories) as one corpus, or give each a sampling weight, "
                                               "DIR:WEIGHT, to draw batches from them by weight (GPT-3's mixture). "
                                               "Default: the bundled Shakespeare.")
-    tokenizer: str = knob("char", "char, gpt2 or a tokenizer directory, for text that brings none: the bundled corpus, "
+    tokenizer: str = knob("char", "char, wordpiece (a BERT-style vocab.txt learned from the text), gpt2, a BERT vocab.txt "
+                                  "or a tokenizer directory, for text that brings none: the bundled corpus, "
                                   "dialogues without --init-from.")
     out: str = knob("runs/shakespeare", "Run directory for checkpoints, metrics and the loss curve.")
     init_from: str | None = knob(None, "Start from the weights of this model directory instead of random ones.")
