@@ -133,6 +133,9 @@ class WindowLoader:
         return {"bit_generator": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
+        if "drawn" in state:
+            raise GptkitError(f"the checkpoint was drawing from a weighted mixture of {len(state['drawn'])} corpora, this "
+                              "run from one corpus: resume with the --data it was started with")
         self.rng.bit_generator.state = state["bit_generator"]
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from gptkit.checkpoint import load_training_state
 from gptkit.cli.main import cli
-from gptkit.data import Document, MixtureLoader, prepare, unigram_entropy
+from gptkit.data import Document, MixtureLoader, WindowLoader, prepare, unigram_entropy
 from gptkit.data.loader import assign_rows
 from gptkit.errors import GptkitError
 from gptkit.tokenizer import Tokenizer
@@ -89,6 +89,9 @@ def test_a_checkpoint_of_another_mixture_is_refused(corpora):
         two.load_state_dict(one.state_dict())
     with pytest.raises(GptkitError, match="from one corpus"):
         two.load_state_dict({"bit_generator": two.rng.bit_generator.state})
+    plain = WindowLoader(corpora[0], "train", BLOCK, batch_size=2)
+    with pytest.raises(GptkitError, match="a weighted mixture of 2 corpora, this run from one corpus"):
+        plain.load_state_dict(two.state_dict())
 
 
 def test_the_ranks_rows_make_up_the_one_process_batch(corpora):
