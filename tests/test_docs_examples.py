@@ -89,7 +89,7 @@ ASSIGN = re.compile(r"\w+=")  # `T=...`: a variable the lines after it use
 ACTIVATE = re.compile(r"(?:source|\.) \.venv/bin/activate")
 VENV_BIN = Path(sys.executable).parent
 # imported once by the server that `gptkit` commands are forked from
-PRELOAD = ("torch", "torch._dynamo", "gptkit.cli.main", "gptkit.checkpoint", "gptkit.inference", "gptkit.train.plot",
+PRELOAD = ("torch", "torch._dynamo", "matplotlib.figure", "gptkit.cli.main", "gptkit.checkpoint", "gptkit.inference", "gptkit.train.plot",
            "gptkit.train.pretrain", "gptkit.chat", "gptkit.finetune", "gptkit.eval")
 # `gptkit ARGS` in the script: hands its argv, directory, environment and stdio to the server, exits with the status
 CLIENT = """import json, os, socket, sys

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# A bare Figure draws with Agg when saved: no pyplot, no global backend, no display needed.
-from matplotlib.figure import Figure
-
 
 def table(results: list[dict]) -> str:
     rows = [("task", "K", "shots used", "metric", "value")]
@@ -23,6 +20,11 @@ def table(results: list[dict]) -> str:
 def plot_shots(results: list[dict], png: str | Path) -> Path:
     """One panel per task: each metric against the number of in-context examples (perplexity, which
     is not a fraction, on its own axis at the right)."""
+    # Imported here: matplotlib takes a second or more to import, which a command that stops before
+    # plotting (a refused input, a failed run) should not pay. A bare Figure draws with Agg when
+    # saved: no pyplot, no global backend, no display needed.
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(4.2 * len(results), 3.6), dpi=120)
     axes = fig.subplots(1, len(results), squeeze=False)
     for ax, r in zip(axes[0], results):

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-# A bare Figure draws with Agg when saved: no pyplot, no global backend, no display needed.
-from matplotlib.figure import Figure
-
 from gptkit.errors import GptkitError
 
 
@@ -33,6 +30,11 @@ def plot_losses(metrics_path: str | Path, png_path: str | Path, baseline: float 
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    # Imported here: matplotlib takes a second or more to import, which a command that stops before
+    # plotting (a refused input, a failed run) should not pay. A bare Figure draws with Agg when
+    # saved: no pyplot, no global backend, no display needed.
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 4.5), dpi=120)
     ax = fig.subplots()
     if train:

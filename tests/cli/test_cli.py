@@ -215,3 +215,12 @@ def test_help_of_a_training_command_does_not_load_torch(names):
                             capture_output=True, text=True)
     assert result.returncode == 0 and "[default: " in result.stdout
     assert not re.search(r"\|\s+torch\b", result.stderr)
+
+
+def test_a_command_that_stops_before_plotting_does_not_import_matplotlib():
+    # matplotlib takes a second or more to import: training and evaluation import it when they plot,
+    # so a refused input or a failed run answers without it.
+    code = ("import sys; import gptkit.train.trainer, gptkit.train.pretrain, gptkit.eval.report, gptkit.finetune; "
+            "print(sorted(m for m in sys.modules if m.startswith('matplotlib')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
