@@ -181,7 +181,9 @@ class TrainConfig:
     @classmethod
     def resolve(cls, flags: dict, config_file: str | Path | None = None) -> TrainConfig:
         """What a command runs: the saved config of the run in ``out`` (with ``resume``), then the
-        config file's keys, then the flags that were given (None means not given)."""
+        config file's keys, then the flags that were given (None means not given); a ``recipe``
+        among them fills what none of these gives. Build a recipe's config here, from Python too:
+        ``TrainConfig(recipe=...)`` alone records the name and applies nothing."""
         keys: dict = {}
         fields = dataclasses.fields(cls)
         out = flags.get("out") or next(f.default for f in fields if f.name == "out")
