@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from gptkit.errors import GptkitError
@@ -22,6 +23,7 @@ Session = list[str]
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 UNIT = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+(?:'[^\W{_CJK}]+)*")
 CJK_CHAR = re.compile(f"[{_CJK}]")
+LETTER = re.compile(r"[^\W\d_]")
 
 # The 50 most common English words (Oxford English Corpus) and Chinese characters (Jun Da's corpus
 # frequencies). A response with none of them is usually not a sentence: a name, a number, a list.
@@ -36,9 +38,10 @@ URL = re.compile(rf"(?:https?|ftp)://|\bwww\.|\b(?:[a-z0-9-]+\.)+(?:{_TLDS})\b(?
 BRACKETS = re.compile(r"[\[\]【】［］]")
 
 
-def units(text: str) -> list[str]:
+@lru_cache(maxsize=256)  # each filter asks for a turn's units in turn
+def units(text: str) -> tuple[str, ...]:
     """Words and CJK characters, lowercased: what length, repetition and phrases are counted in."""
-    return UNIT.findall(text.lower())
+    return tuple(UNIT.findall(text.lower()))
 
 
 def response_key(text: str) -> str:
@@ -49,7 +52,7 @@ def response_key(text: str) -> str:
 def is_cjk(text: str) -> bool:
     """Chinese or Japanese: more CJK characters than other letters."""
     cjk = len(CJK_CHAR.findall(text))
-    return cjk > 0 and cjk >= sum(c.isalpha() for c in text) - cjk
+    return cjk > 0 and cjk >= len(LETTER.findall(text)) - cjk
 
 
 @dataclass
@@ -98,12 +101,12 @@ def has_brackets(text: str) -> bool:
 def phrase_matcher(phrases: Iterable[str]) -> Callable[[str], bool]:
     """True for a text holding one of ``phrases`` as a run of whole units ("bad word" is in "a bad
     word!", not in "bad wordings"; "傻瓜" is in "你是傻瓜")."""
-    wanted = {tuple(units(p)) for p in phrases} - {()}
+    wanted = {units(p) for p in phrases} - {()}
     sizes = sorted({len(p) for p in wanted})
 
     def match(text: str) -> bool:
         u = units(text)
-        return any(tuple(u[i:i + n]) in wanted for n in sizes for i in range(len(u) - n + 1))
+        return any(u[i:i + n] in wanted for n in sizes for i in range(len(u) - n + 1))
 
     return match
 

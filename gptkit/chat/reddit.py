@@ -209,21 +209,27 @@ class TreeBuilder:
             turns, leaves = _subtree(children, "")
             self.report.count(title_cut, threads=1, sessions=leaves, turns=turns + 1)
             return
-        cut = {c: self.reason(thread.nodes[c][1], thread.nodes[c][2]) for c in thread.nodes}
+        reasons: dict[str, str | None] = {}
+
+        def cut(cid: str) -> str | None:  # judged when first needed: turns under a cut one never are
+            if cid not in reasons:
+                reasons[cid] = self.reason(thread.nodes[cid][1], thread.nodes[cid][2])
+            return reasons[cid]
+
         reached, written = 0, 0
         stack, path = [(c, 1) for c in reversed(children[""])], [thread.title]
         while stack:
             cid, depth = stack.pop()
-            if cut[cid]:
+            if cut(cid):
                 turns, leaves = _subtree(children, cid)
-                self.report.count(cut[cid], sessions=leaves, turns=turns + 1)
+                self.report.count(cut(cid), sessions=leaves, turns=turns + 1)
                 reached += turns + 1
                 continue
             reached += 1
             del path[depth:]
             path.append(thread.nodes[cid][2])
             kids = children.get(cid, [])
-            if not any(cut[k] is None for k in kids):
+            if not any(cut(k) is None for k in kids):
                 written += 1
                 self.report.turns += len(path)
                 yield path[:]
@@ -231,7 +237,7 @@ class TreeBuilder:
         if reached < len(thread.nodes):
             self.report.count(ORPHAN, turns=len(thread.nodes) - reached)
         if not written:
-            first = next((cut[c] for c in children[""] if cut[c]), None)
+            first = next((cut(c) for c in children[""] if cut(c)), None)
             self.report.count(first or NO_REPLY, threads=1)
         self.report.sessions += written
         self.report.kept += written

@@ -90,7 +90,7 @@ def test_defaults_follow_dialogpt():
 
 
 def test_length_and_repetition_count_words_or_cjk_characters():
-    assert units("It's a Test, 你好 world") == ["it's", "a", "test", "你", "好", "world"]
+    assert units("It's a Test, 你好 world") == ("it's", "a", "test", "你", "好", "world")
     assert is_cjk("你好，今天天气怎么样？") and not is_cjk("Hello, 你")
 
 
