@@ -43,7 +43,7 @@ from gptkit.data.plan import Plan
 from gptkit.errors import GptkitError
 from gptkit.io import atomic_path, read_json, write_text
 
-CHUNK = 16384  # documents signed between two sorted runs
+CHUNK = 8192  # documents signed between two sorted runs
 WORK = ".dedup"
 REMOVED = np.dtype([("doc", "<u8"), ("keeper", "<u8"), ("exact", "?")])
 

@@ -70,6 +70,7 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
+        _sklearn()  # imported now (seconds), not inside the first batch; and a missing one is said before any work
         try:
             with np.load(path, allow_pickle=False) as z:
                 settings = json.loads(str(z["settings"]))
