@@ -59,6 +59,7 @@ TABLES = [
     Table("docs/model.md", "| context | alternating tok/s", ("banded_model_cpu.json",), {"context", "greedy equal"}),
     Table("docs/finetuning.md", "| set (task) | run | test accuracy", ("finetune_shakespeare_h200.json",),
           {"run"}),
+    Table("docs/chat.md", "| dump (MB) | --partition-mb | MB/s", ("dialogue_extract_cpu.jsonl",), {"--partition-mb"}),
 ]
 
 # Measured figures quoted in prose: (document, the words that hold the figure, its file, the figure)
@@ -80,6 +81,11 @@ PROSE = [
     ("docs/chat.md", "(forward / backward; 360 and", "dialogue_recipes_cpu.json", "360"),
     ("docs/chat.md", "130 seconds on one CPU thread", "dialogue_recipes_cpu.json", "130"),
     ("docs/chat.md", "validation loss 5.948; model: runs/tang", "dialogue_recipes_cpu.json", "5.948"),
+    ("docs/chat.md", "1.184x a pretraining step of the same", "dialogue_step_cpu.jsonl", "1.184"),
+    ("docs/chat.md", "model on 2 threads and 1.06x on one", "dialogue_step_cpu.jsonl", "1.06"),
+    ("docs/chat.md", "each step, took 1.498x", "dialogue_step_cpu.jsonl", "1.498"),
+    ("docs/chat.md", "it stays at 54.0 and 58.5 MB", "dialogue_extract_cpu.jsonl", "58.5"),
+    ("docs/chat.md", "hence 96.4 and 117.5 MB", "dialogue_extract_cpu.jsonl", "117.5"),
 ]
 # Times beside commands, from a measured rate: (document, the words, minutes, steps, which command's rate)
 TIMES = [
