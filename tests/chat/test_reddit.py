@@ -152,3 +152,32 @@ def test_a_run_killed_at_each_stage_and_rerun_writes_the_same_bytes(dump, tmp_pa
         proc.wait()
         assert not out.exists() and (tmp_path / "s.jsonl.work").exists()
     assert run([path], out).read_bytes() == expected  # the rerun takes up what the killed runs left
+
+
+def test_named_bots_end_paths_like_deleted_comments(dump, tmp_path):
+    path, records = dump
+    got = sessions(run([path], tmp_path / "s.jsonl", skip_authors=("user1", "user2")))
+    assert Counter(map(tuple, got)) == Counter(map(tuple, reference_sessions(records, ("user1", "user2"))))
+
+
+def test_a_rerun_with_other_settings_starts_afresh(dump, tmp_path):
+    path, records = dump
+    out = tmp_path / "s.jsonl"
+    proc = _extract_process(path, out, "partition 2")
+    assert proc.stderr.readline().strip() == "paused at partition 2"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    got = sessions(run([path], out, skip_authors=()))  # the killed run's partitions skipped no author
+    assert Counter(map(tuple, got)) == Counter(map(tuple, reference_sessions(records, ())))
+
+
+def test_the_command_reports_bad_input_on_one_line(tmp_path):
+    from tests.cli.test_cli import assert_clean_error
+
+    path = tmp_path / "RC.jsonl"
+    path.write_text('{"id": "a", "title": "t"}\n{"id": "c", "parent_id": "t3_a"}\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["dialogue", "extract", "--input", str(path), "--out", str(tmp_path / "s.jsonl"),
+                                      "--quiet"])
+    assert_clean_error(result, "RC.jsonl:2: field link_id")
+    result = CliRunner().invoke(cli, ["dialogue", "extract", "--input", str(path), "--out", "x", "--part", "3/2"])
+    assert_clean_error(result, "--part must be I/N")
