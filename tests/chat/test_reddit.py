@@ -30,7 +30,7 @@ SMALL = 2_000  # bytes of dump a partition: a small dump still spans many partit
 
 @pytest.fixture(scope="module")
 def dump(tmp_path_factory) -> tuple[Path, list[dict]]:
-    records = generate(200)
+    records = generate(100)
     return write(tmp_path_factory.mktemp("dump") / "RC_2015-01.jsonl", records), records
 
 
@@ -48,7 +48,7 @@ def test_sessions_are_exactly_the_reference_root_to_leaf_paths(dump, tmp_path):
     path, records = dump
     got = sessions(run([path], tmp_path / "s.jsonl"))
     assert Counter(map(tuple, got)) == Counter(map(tuple, reference_sessions(records)))
-    assert len(got) > 300 and max(map(len, got)) == 61  # the deep chain: its title and 60 comments
+    assert len(got) > 150 and max(map(len, got)) == 61  # the deep chain: its title and 60 comments
     assert not (tmp_path / "s.jsonl.work").exists()  # the work directory goes when the output is whole
 
 
@@ -163,12 +163,11 @@ def test_named_bots_end_paths_like_deleted_comments(dump, tmp_path):
 def test_a_rerun_with_other_settings_starts_afresh(dump, tmp_path):
     path, records = dump
     out = tmp_path / "s.jsonl"
-    proc = _extract_process(path, out, "partition 2")
-    assert proc.stderr.readline().strip() == "paused at partition 2"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    got = sessions(run([path], out, skip_authors=()))  # the killed run's partitions skipped no author
-    assert Counter(map(tuple, got)) == Counter(map(tuple, reference_sessions(records, ())))
+    (tmp_path / "s.jsonl.work" / "sessions").mkdir(parents=True)  # left by a killed run with other settings
+    (tmp_path / "s.jsonl.work" / "manifest.json").write_text('{"part": "2/2"}')
+    (tmp_path / "s.jsonl.work" / "sessions" / "p00000.jsonl").write_text('["stale", "session"]\n')
+    got = sessions(run([path], out))
+    assert Counter(map(tuple, got)) == Counter(map(tuple, reference_sessions(records)))
 
 
 def test_the_command_reports_bad_input_on_one_line(tmp_path):
