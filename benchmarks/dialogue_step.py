@@ -22,8 +22,8 @@ import torch
 
 from gptkit.chat.data import read_dialogues
 from gptkit.chat.examples import build_examples, dialogue_batches
-from gptkit.chat.filters import filter_sessions
-from gptkit.chat.train import dialogue_tokenizer, example_config, filter_config
+from gptkit.chat.filters import filter_config, filter_sessions
+from gptkit.chat.train import dialogue_tokenizer, example_config
 from gptkit.train.pretrain import build_model
 from gptkit.train.trainer import Trainer
 from gptkit.train_config import DialogueTrainConfig

@@ -79,6 +79,17 @@ class FilterConfig:
         return frozenset(" ".join(w.lower().split()) for w in lines if w.strip())
 
 
+def filter_config(cfg: DialogueTrainConfig) -> FilterConfig:
+    """Which turns the data keeps, from the run's config (``max_words`` 0: no limit). Reads the
+    blocklists, so a missing file is an error before anything else."""
+    return FilterConfig(urls=cfg.url_filter, repeated_words=cfg.repeat_filter, common_words=cfg.common_word_filter,
+                        brackets=cfg.bracket_filter, max_words=cfg.max_words or None,
+                        max_response_count=cfg.max_response_count,
+                        blocklist=FilterConfig.read_list(cfg.blocklist) if cfg.blocklist else frozenset(),
+                        blocked_substrings=FilterConfig.read_list(cfg.blocked_substrings) if cfg.blocked_substrings
+                        else frozenset())
+
+
 def has_url(text: str) -> bool:
     return URL.search(text) is not None
 

@@ -11,7 +11,7 @@ import torch
 
 from gptkit.chat.data import Dialogue, read_dialogues
 from gptkit.chat.examples import DIALOGUE_TEMPLATE, ExampleConfig, build_examples, dialogue_batches
-from gptkit.chat.filters import FilterConfig, FilterReport, filter_sessions
+from gptkit.chat.filters import FilterConfig, FilterReport, filter_config, filter_sessions
 from gptkit.checkpoint import load_tokenizer
 from gptkit.data.vocab import tokenizer_from_spec
 from gptkit.errors import GptkitError
@@ -51,17 +51,6 @@ def dialogue_tokenizer(cfg: TrainConfig, dialogues: list[Dialogue]) -> Tokenizer
 def example_config(cfg: DialogueTrainConfig) -> ExampleConfig:
     """How pairs become examples, from the run's config (which the Trainer saves whole, for --resume)."""
     return ExampleConfig(max_history=cfg.max_history, loss_on_all_turns=cfg.loss_on_all_turns, reverse=cfg.reverse)
-
-
-def filter_config(cfg: DialogueTrainConfig) -> FilterConfig:
-    """Which turns the data keeps, from the run's config (``max_words`` 0: no limit). Reads the
-    blocklists, so a missing file is an error before anything else."""
-    return FilterConfig(urls=cfg.url_filter, repeated_words=cfg.repeat_filter, common_words=cfg.common_word_filter,
-                        brackets=cfg.bracket_filter, max_words=cfg.max_words or None,
-                        max_response_count=cfg.max_response_count,
-                        blocklist=FilterConfig.read_list(cfg.blocklist) if cfg.blocklist else frozenset(),
-                        blocked_substrings=FilterConfig.read_list(cfg.blocked_substrings) if cfg.blocked_substrings
-                        else frozenset())
 
 
 def train_dialogue(cfg: DialogueTrainConfig, progress: bool = True,

@@ -44,29 +44,22 @@ def dialogue_train(config_file, quiet, **flags) -> None:
               help="Reddit comments and submissions as JSON lines (plain, .zst, .gz or .bz2): files or globs; repeatable.")
 @click.option("--out", required=True, help="The sessions: a JSON list of turns a line, for `dialogue train --data`.")
 @click.option("--no-filters", is_flag=True, help="Keep every turn but deleted ones and skipped authors' (no content filters).")
+@config_options(DialogueTrainConfig, "url_filter", "repeat_filter", "common_word_filter", "bracket_filter", "max_words",
+                "blocklist", "blocked_substrings", "max_response_count")
 @click.option("--skip-author", "skip_authors", multiple=True, default=["AutoModerator"], show_default=True,
               help="An author (a bot) whose comments end a session like deleted ones; repeatable.")
-@click.option("--blocklist", help="File of phrases, one a line, matched as whole words (Chinese: characters).")
-@click.option("--blocked-substrings", help="File of substrings, one a line, matched anywhere.")
-@click.option("--max-words", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Longest turn, in words (characters in Chinese/Japanese); 0: no limit.")
-@click.option("--max-response-count", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Responses seen more often in the whole dump are removed (DialoGPT's 1,000).")
 @click.option("--part", default="1/1", show_default=True, help="I/N: only the I-th of N disjoint sets of threads.")
 @click.option("--partition-mb", type=click.IntRange(min=1), default=32, show_default=True,
               help="Dump text per partition: the memory one step holds is a few times this.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def dialogue_extract(inputs, out, no_filters, skip_authors, blocklist, blocked_substrings, max_words,
-                     max_response_count, part, partition_mb, quiet) -> None:
+def dialogue_extract(inputs, out, no_filters, skip_authors, part, partition_mb, quiet, **filter_flags) -> None:
     """Reddit threads to DialoGPT sessions: every root-to-leaf path of each thread's comment tree,
     the submission's title first. Run again after an interruption to resume."""
-    from gptkit.chat.filters import FilterConfig
+    from gptkit.chat.filters import filter_config
     from gptkit.chat.reddit import ExtractConfig, extract
 
-    filters = None if no_filters else FilterConfig(
-        max_words=max_words or None, max_response_count=max_response_count,
-        blocklist=FilterConfig.read_list(blocklist) if blocklist else frozenset(),
-        blocked_substrings=FilterConfig.read_list(blocked_substrings) if blocked_substrings else frozenset())
+    given = {k: v for k, v in filter_flags.items() if v is not None}  # the same filters as dialogue train's
+    filters = None if no_filters else filter_config(DialogueTrainConfig(**given))
     report = extract(ExtractConfig(list(inputs), out, filters, tuple(skip_authors), part, partition_mb << 20),
                      progress=not quiet)
     for line in report.lines(f"wrote {report.kept:,} sessions ({report.turns:,} turns) to {out}"):

@@ -98,6 +98,10 @@ def test_filters_cut_turns_and_report_threads_sessions_and_turns(tmp_path):
     assert "  removed 1 threads, 2 sessions, 4 turns: url" in lines  # thread b whole (2 turns), c1 and its reply
     assert "  removed 0 threads, 1 sessions, 1 turns: no common word of its language" in lines  # 谢谢
     assert "  removed 0 threads, 0 sessions, 0 turns: bracket" in lines  # every filter has its line
+    args = ["dialogue", "extract", "--input", str(path), "--out", str(tmp_path / "t.jsonl"), "--no-url-filter",
+            "--no-common-word-filter", "--quiet"]  # dialogue train's filter flags
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert len(sessions(tmp_path / "t.jsonl")) == 3  # c1-c2, c3-c4, and thread b's one
 
 
 def test_frequent_responses_are_counted_over_the_whole_dump(tmp_path):
