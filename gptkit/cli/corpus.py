@@ -145,13 +145,16 @@ def decontaminate(inputs, out, text_field, compression, quiet, part, tasks) -> N
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The classifier file to write (.npz).")
 @click.option("--max-documents", type=int, default=100_000, show_default=True,
               help="Documents sampled (uniformly) from each side.")
+@click.option("--c", "c", type=float, default=100.0, show_default=True,
+              help="Inverse regularization strength (scikit-learn's C). GPT-3's (Spark's) was unregularized: a large C "
+                   "gives the confident scores its Pareto rule expects.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--text-field", default="text", show_default=True)
-def classifier(reference, raw, out, max_documents, seed, text_field) -> None:
+def classifier(reference, raw, out, max_documents, c, seed, text_field) -> None:
     """Fit GPT-3's quality classifier: reference vs raw documents, hashed words and word pairs, logistic regression."""
     from gptkit.corpus.quality import fit_files
 
-    model = fit_files(list(reference), list(raw), out, max_documents, seed, text_field)
+    model = fit_files(list(reference), list(raw), out, max_documents, seed, text_field, c)
     accuracy = model.info.get("held_out_accuracy")
     click.echo(f"classifier: {model.info['reference_documents']:,} reference and {model.info['raw_documents']:,} raw "
                f"documents" + (f"; held-out accuracy {accuracy:.3f}" if accuracy is not None else "") + f"; wrote {out}")

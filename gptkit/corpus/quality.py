@@ -92,9 +92,16 @@ def reservoir(texts: Iterable[str], k: int, seed: int) -> list[str]:
     return [t for _, t in sorted(kept)]
 
 
-def fit(reference: list[str], raw: list[str], seed: int = 0, held_out: float = 0.1, c: float = 1.0) -> Classifier:
+C = 100.0  # inverse regularization: GPT-3 used Spark's logistic regression, unregularized by default
+
+
+def fit(reference: list[str], raw: list[str], seed: int = 0, held_out: float = 0.1, c: float = C) -> Classifier:
     """Fit on ``reference`` (label 1) against ``raw`` (label 0); ``held_out`` of each is kept aside to
-    measure accuracy, then the final model is fit on all of it."""
+    measure accuracy, then the final model is fit on all of it. ``c`` is scikit-learn's C: the
+    weaker the regularization, the closer the scores come to 0 and 1, and the Pareto rule (which
+    keeps a document of score 0.9 with chance 0.42, of 0.99 with chance 0.91) depends on that."""
+    if not c > 0:
+        raise GptkitError(f"--c must be above 0, got {c}")
     if not reference or not raw:
         raise GptkitError("the classifier needs documents on both sides: the reference corpus and the raw one")
     _, LogisticRegression = _sklearn()
@@ -104,7 +111,7 @@ def fit(reference: list[str], raw: list[str], seed: int = 0, held_out: float = 0
     x = vec.transform(texts)
     rng = np.random.default_rng(seed)
     test = rng.random(len(texts)) < held_out
-    info = {"reference_documents": len(reference), "raw_documents": len(raw), "held_out": held_out}
+    info = {"reference_documents": len(reference), "raw_documents": len(raw), "held_out": held_out, "c": c}
     if test.any() and (~test).any() and len(set(y[~test])) == 2:
         model = LogisticRegression(C=c, max_iter=1000, solver="liblinear", random_state=seed).fit(x[~test], y[~test])
         info["held_out_accuracy"] = round(float((model.predict(x[test]) == y[test]).mean()), 4)
@@ -135,7 +142,7 @@ def keep_probability(scores: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
 
 
 def fit_files(reference: list[str], raw: list[str], out: str | Path, max_documents: int = 100_000, seed: int = 0,
-              text_field: str = "text") -> Classifier:
+              text_field: str = "text", c: float = C) -> Classifier:
     """`gptkit corpus classifier`: fit on a uniform sample of up to ``max_documents`` documents of each
     side (held in memory, ``CHARS`` characters each at most), save it to ``out``."""
     from gptkit.corpus.records import read_records
@@ -147,7 +154,7 @@ def fit_files(reference: list[str], raw: list[str], out: str | Path, max_documen
     for i, inputs in enumerate((reference, raw)):
         plan = plan_inputs(list(inputs), text_field)
         sides.append(reservoir((r.text for r in read_records(plan)), max_documents, seed + i))
-    model = fit(sides[0], sides[1], seed)
+    model = fit(sides[0], sides[1], seed, c=c)
     model.info.update(reference=list(reference), raw=list(raw), max_documents=max_documents, seed=seed)
     model.save(out)
     return model
