@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 import torch
@@ -16,6 +17,45 @@ from gptkit.tokenizer import Tokenizer
 # two threads and 6 s with one, with the machine at load 4.5).
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
+
+# The files that take longest, the longest first (seconds each on a loaded two-core machine, from
+# `--durations=0`; re-measure when a file gains slow tests). `make test` runs files on two workers, each
+# taking the next file as it runs short; xdist on its own orders files by their number of tests, which put
+# the few-test files of real processes (a minute each) last, one worker running them while the other
+# had nothing left to do. Longest first, the last files are the short ones and the workers end together.
+SLOWEST_FIRST = [
+    "tests/test_docs_examples.py",  # 206
+    "tests/train/test_distributed.py",  # 135
+    "tests/cli/test_bad_inputs.py",  # 80
+    "tests/serve/test_page.py",  # 72
+    "tests/train/test_kill_resume.py",  # 54
+    "tests/train/test_trainer.py",  # 42
+    "tests/tokenizer/test_gpt2.py",  # 38
+    "tests/finetune/test_distributed.py",  # 32
+    "tests/serve/test_security.py",  # 30
+    "tests/serve/test_api.py",  # 28
+    "tests/data/test_segments.py",  # 26
+    "tests/convert/test_hf_tokenizers.py",  # 25
+]
+
+
+def pytest_configure(config):
+    # Keep the order below under xdist (its --loadscope-reorder, on by default, sorts files by test count).
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """SLOWEST_FIRST first, then the other files, those with more tests first (xdist's own order);
+    within a file, the tests keep their order."""
+    files = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def rank(item) -> tuple[int, int]:
+        path = item.nodeid.split("::")[0]
+        return (SLOWEST_FIRST.index(path) if path in SLOWEST_FIRST else len(SLOWEST_FIRST), -files[path])
+
+    items.sort(key=rank)
+
 
 VARIANTS = {
     "gpt2-pre": {},
