@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gptkit.chat.filters import Check, FilterConfig, FilterReport, rejection, response_key, turn_checks
-from gptkit.data.documents import expect, input_files, iter_jsonl, text_lines
+from gptkit.data.documents import _SURROGATE, expect, input_files, iter_jsonl, text_lines
 from gptkit.data.plan import parse_part
 from gptkit.errors import GptkitError
 
@@ -72,27 +72,32 @@ def _thread_id(value: str) -> str:
     return value[3:] if value[:3] in ("t3_", "t1_") else value
 
 
+def _text(value: object) -> str:
+    """A string field as UTF-8 can hold it (a lone "\\ud83d" escape becomes U+FFFD); else ""."""
+    if not isinstance(value, str):
+        return ""
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+
+
 def parse_record(obj: object, where: str) -> Record:
     """A dump line as a compact record; a line that is neither a comment nor a submission, or lacks
     a field, is an error naming the file and line."""
     if not isinstance(obj, dict):
         raise GptkitError(f"{where}: each line must be a JSON object (a Reddit comment or submission)")
-    cid = str(expect(obj.get("id"), "a non-empty string or a whole number", f"{where}: field id"))
-    author = obj.get("author") if isinstance(obj.get("author"), str) else ""
+    cid = _text(str(expect(obj.get("id"), "a non-empty string or a whole number", f"{where}: field id")))
+    author = _text(obj.get("author"))
     created = obj.get("created_utc", 0)
     try:
         created = float(created or 0)
     except (TypeError, ValueError):
         raise GptkitError(f"{where}: field created_utc must be a number of seconds, got {created!r}") from None
     if "parent_id" in obj:
-        parent = expect(obj["parent_id"], "a non-empty string", f"{where}: field parent_id")
-        link = expect(obj.get("link_id"), "a non-empty string", f"{where}: field link_id (a comment's thread)")
-        body = obj.get("body")
+        parent = _text(expect(obj["parent_id"], "a non-empty string", f"{where}: field parent_id"))
+        link = _text(expect(obj.get("link_id"), "a non-empty string", f"{where}: field link_id (a comment's thread)"))
         return [_thread_id(link), cid, "" if parent.startswith("t3_") else _thread_id(parent), author,
-                body if isinstance(body, str) else "", created]
+                _text(obj.get("body")), created]
     if "title" in obj:
-        title = obj["title"]
-        return [cid, cid, None, author, title if isinstance(title, str) else "", created]
+        return [cid, cid, None, author, _text(obj["title"]), created]
     raise GptkitError(f"{where}: neither a comment (no parent_id) nor a submission (no title); "
                       "give Reddit comments and submissions as JSON lines")
 

@@ -114,6 +114,13 @@ def test_frequent_responses_are_counted_over_the_whole_dump(tmp_path):
     assert got == [["Question 3?", "It is on the left."]]
 
 
+def test_lone_surrogate_escapes_become_replacement_characters(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": "a", "title": "Hi \\ud83d"}\n'
+                    '{"id": "c", "parent_id": "t3_a", "link_id": "t3_a", "body": "\\ud83d\\ude00 ok \\udc00"}\n')
+    assert sessions(run([path], tmp_path / "s.jsonl")) == [["Hi \ufffd", "\U0001f600 ok \ufffd"]]
+
+
 @pytest.mark.parametrize("line, fragment", [
     ("{not json", "d.jsonl:2: not valid JSON"),
     ('{"id": "c", "parent_id": "t3_a", "body": "x"}', "d.jsonl:2: field link_id"),
