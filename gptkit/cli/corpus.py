@@ -40,30 +40,45 @@ _PART = click.option("--part", default="1/1", show_default=True,
 
 
 class _Bar:
-    """A progress bar of documents and MB, or nothing with --quiet."""
+    """A progress bar of documents and MB read, one per stage, shown once there is progress (so an
+    error found first stands alone); nothing with --quiet."""
 
     def __init__(self, quiet: bool, what: str):
-        from tqdm import tqdm
-
-        self.bar = tqdm(unit=" docs", desc=what, disable=quiet, dynamic_ncols=True)
-        self.chars = 0
+        self.quiet, self.what, self.bar, self.chars = quiet, what, None, 0
 
     def __call__(self, docs: int, chars: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit=" docs", desc=self.what, dynamic_ncols=True)
         self.chars += chars
         self.bar.update(docs)
         self.bar.set_postfix_str(f"{self.chars / 1e6:,.1f} MB", refresh=False)
 
     def stage(self, name: str) -> None:
-        self.bar.set_description(name)
+        """A new stage: its own bar from zero."""
+        self.close()
+        self.what, self.chars = name, 0
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _finish(bar: _Bar, report: dict, out: str) -> None:
+    from pathlib import Path
+
+    from gptkit.corpus.step import part_name
+
     bar.close()
     click.echo(report["summary"])
-    click.echo(f"wrote {out} ({', '.join(report['outputs'])}, {'report.json' if report['part'] == '1/1' else 'report'})")
+    index, parts = (int(n) for n in report["part"].split("/"))
+    name = "report.json" if parts == 1 else f"report-{part_name((index, parts))}.json"
+    whole = " and report.json, every part being done" if parts > 1 and (Path(out) / "report.json").is_file() else ""
+    click.echo(f"wrote {out} ({', '.join(report['outputs'])}, {name}{whole})")
 
 
 @corpus.command()

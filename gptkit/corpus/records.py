@@ -108,7 +108,7 @@ def _text_pieces(path: Path) -> Iterator[str]:
     yield from TextFile(path).pieces()
 
 
-def batches(records: Iterator[Record | None], chars: int = 1 << 21) -> Iterator[list[Record | None]]:
+def batches(records: Iterator[Record | None], chars: int = 1 << 20) -> Iterator[list[Record | None]]:
     """Consecutive records in lists of about ``chars`` characters of text."""
     batch, size = [], 0
     for record in records:
