@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gptkit import GPT
 from gptkit.chat.examples import DIALOGUE_TEMPLATE
-from gptkit.tokenizer import Tokenizer
+from gptkit.tokenizer import Tokenizer, WordPieceTokenizer
 from tests.conftest import tiny_model
 
 TEXT = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.,!?'\n你好今天天气很世界"
@@ -38,6 +38,24 @@ def save_model(directory: Path, seed: int, block_size: int = 64, eot: bool = Tru
         with torch.no_grad():
             model.ln_f.bias[0] = 10.0  # one hidden dimension always near 10 ...
             model.wte.weight[tok.eot_id, 0] = -10.0  # ... that end-of-text's logit reads negatively
+    model.save_pretrained(directory, tok)
+    return str(directory)
+
+
+CHINESE = ["你好", "你好，最近怎么样？", "我很好，谢谢。", "你叫什么名字？", "我是一个机器人。", "今天天气很好。"]
+
+
+def save_chinese_model(directory: Path, seed: int) -> str:
+    """A tiny random dialogue model over a BERT-style WordPiece vocabulary learned from a few Chinese
+    turns, that never picks a special token (their logits pinned at -40: an untrained ln_f has zero
+    mean, so a constant embedding row meets only the bias), so every reply is Chinese."""
+    tok = WordPieceTokenizer.train(CHINESE)
+    tok.chat_template = DIALOGUE_TEMPLATE
+    model: GPT = tiny_model(seed, vocab_size=tok.vocab_size)
+    with torch.no_grad():
+        model.ln_f.bias.fill_(-1.0)
+        for token in tok.special_tokens.values():
+            model.wte.weight[token] = 40.0 / model.config.n_embd
     model.save_pretrained(directory, tok)
     return str(directory)
 
@@ -115,7 +133,9 @@ def raw(server, method: str, path: str, body: bytes | dict | None = None,
 
 @pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory) -> dict[str, str]:
-    """A plain LM that never emits end-of-text (context 512), and a dialogue model with its MMI model."""
+    """A plain LM that never emits end-of-text (context 512), a dialogue model with its MMI model, and a
+    Chinese dialogue model on a WordPiece vocabulary."""
     root = tmp_path_factory.mktemp("serve_models")
     return {"lm": save_model(root / "lm", 0, block_size=512, eot=False),
-            "chat": save_model(root / "chat", 1, dialogue=True), "mmi": save_model(root / "chat-mmi", 2)}
+            "chat": save_model(root / "chat", 1, dialogue=True), "mmi": save_model(root / "chat-mmi", 2),
+            "zh": save_chinese_model(root / "zh", 3)}

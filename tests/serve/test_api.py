@@ -13,6 +13,8 @@ from openai import OpenAI
 import gptkit
 from gptkit.chat.mmi import rerank
 from gptkit.inference import generate
+from gptkit.serve.app import WARNING_HEADER
+from gptkit.tokenizer.wordpiece import CJK_CHAR
 from tests.serve.conftest import Server, connect, raw
 
 pytestmark = pytest.mark.slow
@@ -22,7 +24,8 @@ PROMPT = "Good morrow, my lord."
 
 @pytest.fixture(scope="module")
 def server(model_dirs):
-    server = Server("--model", model_dirs["lm"], "--model", model_dirs["chat"], "--mmi-model", model_dirs["mmi"],
+    server = Server("--model", model_dirs["lm"], "--model", model_dirs["chat"], "--model", model_dirs["zh"],
+                    "--mmi-model", model_dirs["mmi"],
                           "--num-hypotheses", "3", "--max-batch", "4", "--max-queue", "6", "--max-n", "8")
     yield server
     if server.process.poll() is None:  # test_sigterm_lets_a_running_stream_finish stops it itself
@@ -45,7 +48,8 @@ def greedy(client: OpenAI, model: str, prompt: str, max_tokens: int = 20) -> str
 
 def test_models_lists_every_model_by_the_name_it_was_given(client, model_dirs):
     models = client.models.list().data
-    assert [(m.id, m.max_model_len) for m in models] == [(model_dirs["lm"], 512), (model_dirs["chat"], 64)]
+    assert [(m.id, m.max_model_len) for m in models] == [(model_dirs["lm"], 512), (model_dirs["chat"], 64),
+                                                         (model_dirs["zh"], 64)]
 
 
 def test_a_completion_runs_to_max_tokens_and_says_length(client, lm):
@@ -297,6 +301,42 @@ def test_health_page_and_no_cors_by_default(server):
         assert page.status == 200 and page.getheader("content-type").startswith("text/html")
 
 
+# --- Chinese, and characters a model cannot read ----------------------------------------------
+
+NOTE = "not in this model's vocabulary (read as unknown): "
+
+
+def chinese_in_vocabulary(text: str, tok) -> bool:
+    return bool(text) and all(CJK_CHAR.match(c) for c in text) and not tok.unknown_characters(text)
+
+
+def test_a_wordpiece_dialogue_model_answers_the_openai_client_in_chinese(client, model_dirs):
+    zh, tok = model_dirs["zh"], gptkit.load(model_dirs["zh"])[1]
+    messages = [{"role": "user", "content": "你好"}]
+    reply = client.chat.completions.create(model=zh, messages=messages, max_tokens=6, seed=0)
+    assert chinese_in_vocabulary(reply.choices[0].message.content, tok), reply.choices[0].message.content
+    assert "warnings" not in reply.model_extra  # every character of the request is in the vocabulary
+    pieces = [c.choices[0].delta.content or "" for c in
+              client.chat.completions.create(model=zh, messages=messages, max_tokens=6, seed=0, stream=True)]
+    assert chinese_in_vocabulary("".join(pieces), tok) and len([p for p in pieces if p]) > 1
+
+
+def test_characters_outside_the_vocabulary_are_a_warning_field_and_header(client, model_dirs):
+    zh, messages = model_dirs["zh"], [{"role": "user", "content": "你好吗？"}]  # 吗 is not in the vocabulary
+    raw_reply = client.chat.completions.with_raw_response.create(model=zh, messages=messages, max_tokens=4, seed=0)
+    assert raw_reply.headers[WARNING_HEADER] == NOTE + "U+5417"
+    reply = raw_reply.parse()
+    assert reply.model_extra["warnings"] == [{"code": "unknown_characters", "message": NOTE + "吗", "characters": ["吗"]}]
+    assert reply.choices[0].message.content  # the reply comes all the same
+    chunks = list(client.chat.completions.create(model=zh, messages=messages, max_tokens=4, seed=0, stream=True))
+    assert chunks[0].model_extra["warnings"][0]["characters"] == ["吗"]  # on the first chunk only
+    assert all("warnings" not in c.model_extra for c in chunks[1:])
+    completion = client.completions.create(model=zh, prompt="吗呢", max_tokens=2)
+    assert completion.model_extra["warnings"][0]["characters"] == ["吗", "呢"]
+    assert "warnings" not in client.completions.create(model=zh, prompt="你好", max_tokens=2).model_extra
+
+
+
 # Last: it stops the module's server.
 def test_sigterm_lets_a_running_stream_finish_then_exits_cleanly(server, client, lm):
     stream = client.completions.create(model=lm, prompt="a", max_tokens=300, temperature=1.0, stream=True,
@@ -307,6 +347,4 @@ def test_sigterm_lets_a_running_stream_finish_then_exits_cleanly(server, client,
     rest = list(chunks)
     assert rest[-2].choices[0].finish_reason == "length" and rest[-1].usage.completion_tokens == 300
     assert server.process.wait(timeout=60) == 0
-
-
 
