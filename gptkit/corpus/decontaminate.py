@@ -3,7 +3,7 @@
 
 The tasks are gptkit's own (the `gptkit eval` tasks' scored examples, and the valid and test sets of
 the `gptkit finetune` tasks) or files the user names: a task file (.yaml/.json, as `gptkit eval task`
-reads), a JSON Lines file (every string of every record is task text), or a text file. Each
+reads), a JSON Lines file (a record's strings joined in order are one example), or a text file. Each
 example's text is what a model is shown and asked for: the prompt filled in, then the answer (or,
 for a multiple-choice task, the prompt followed by each choice). An example of fewer than 13 words
 has no 13-gram and cannot be found; the report counts them.
@@ -40,7 +40,6 @@ class Task:
 EVAL_TASKS = Path(__file__).resolve().parents[1] / "eval" / "tasks"
 FINETUNE_TASKS = Path(__file__).resolve().parents[1] / "finetune" / "tasks"
 FINETUNE_SPLITS = ("valid", "test")  # what fine-tuned models are scored on; train is what they learn from
-LABELS = {"label", "score", "answer"}  # fields of a labelled example that are not text
 
 
 def _eval_task_texts(path: Path) -> list[str]:
@@ -71,15 +70,14 @@ def _eval_task_texts(path: Path) -> list[str]:
 
 
 def _records_texts(path: Path, name: str) -> list[str]:
-    """Every text of a JSON Lines file of examples: each string field (but labels), and a context
-    followed by each of its choices."""
+    """The examples of a JSON Lines file: each record's strings joined in order (so a 13-gram that
+    runs from a question into its answer is found), or a ``context`` followed by each of its ``choices``."""
     texts = []
     for _, record in iter_jsonl(text_lines(path), name):
         if isinstance(record, dict) and isinstance(record.get("context"), str) and isinstance(record.get("choices"), list):
             texts.extend(f"{record['context']} {c}" for c in _strings(record["choices"]))
-            continue
-        values = [v for k, v in record.items() if k not in LABELS] if isinstance(record, dict) else [record]
-        texts.extend(_strings(values))
+        else:
+            texts.append(" ".join(_strings(record)))
     return texts
 
 

@@ -91,3 +91,14 @@ def test_a_yaml_task_file_is_read_as_eval_reads_it(tmp_path):
     (tmp_path / "t.yaml").write_text("name: t\ntype: generate\nprompt: 'Q: {q}'\ndata: data.jsonl\n")
     task = load_task_texts(str(tmp_path / "t.yaml"))
     assert task.texts == ["Q: one two three four five six seven eight nine ten eleven twelve thirteen"]
+
+
+def test_a_13_gram_from_a_question_into_its_answer_is_an_overlap(tmp_path):
+    question = "which of the two kings of the north rode first"
+    answer = "the elder rode first into the cold morning light"
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"question": question, "answer": answer, "n": 3}) + "\n")
+    index = Index([load_task_texts(str(tmp_path / "qa.jsonl"))])
+    spanning = "Notes: kings of the north rode first -- The elder rode first into the cold. End."
+    assert len(words("kings of the north rode first the elder rode first into the cold")) == 13
+    assert index.hits([spanning])[0] is not None
+    assert index.hits(["kings of the north rode first; then, the elder rode first into the"])[0] is None
