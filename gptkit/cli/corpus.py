@@ -146,12 +146,16 @@ def filter_(inputs, out, text_field, compression, quiet, part, classifier, alpha
 @click.option("--task", "tasks", multiple=True,
               help="A shipped task's name or a task file (.yaml as `gptkit eval task` reads, .jsonl of examples, or "
                    "text); repeatable. Default: every task gptkit ships.")
-def decontaminate(inputs, out, text_field, compression, quiet, part, tasks) -> None:
+@click.option("--cut", "cut_spans", is_flag=True,
+              help="Cut each shared 13-gram out with 200 characters on either side, as GPT-3 did, instead of dropping "
+                   "the document: the pieces of 200 characters or more are written as records of their own; a document "
+                   "cut into more than 10 pieces is dropped.")
+def decontaminate(inputs, out, text_field, compression, quiet, part, tasks, cut_spans) -> None:
     """Drop documents sharing a word 13-gram with an evaluation task (lowercased, punctuation removed: GPT-3's rule)."""
     from gptkit.corpus.decontaminate import decontaminate_files
 
     bar = _Bar(quiet, "decontaminate")
-    _finish(bar, decontaminate_files(list(inputs), out, list(tasks), part, text_field, compression, bar), out)
+    _finish(bar, decontaminate_files(list(inputs), out, list(tasks), part, text_field, compression, bar, cut_spans), out)
 
 
 @corpus.command()

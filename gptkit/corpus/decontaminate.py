@@ -8,12 +8,18 @@ example's text is what a model is shown and asked for: the prompt filled in, the
 for a multiple-choice task, the prompt followed by each choice). An example of fewer than 13 words
 has no 13-gram and cannot be found; the report counts them.
 
+With ``--cut`` a document is cut instead of dropped, as GPT-3 cut its training data: each shared
+13-gram goes with 200 characters on either side, the pieces of 200 characters or more are kept as
+records of their own, and a document that falls into more than 10 pieces is dropped whole.
+
 Memory holds the tasks' 13-grams (8 bytes each, plus the names of their tasks), never the corpus.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +28,15 @@ import numpy as np
 import yaml
 
 from gptkit.corpus.records import Record
+from gptkit.corpus.step import Replace
 from gptkit.corpus.text import clean_bytes, ngram_hashes, word_hashes
 from gptkit.data.documents import iter_jsonl, text_lines
 from gptkit.errors import GptkitError
 from gptkit.io import read_text
 
 NGRAM = 13
+WINDOW = 200  # GPT-3's cut: characters removed on either side of a shared 13-gram; shorter pieces are dropped
+MAX_PIECES = 10  # GPT-3's cut: a document that falls into more pieces is dropped whole
 
 
 @dataclass
@@ -146,6 +155,15 @@ class Index:
         order = np.argsort(g, kind="stable")
         self.grams, self.owners = g[order], o[order]
 
+    def positions(self, text: str) -> np.ndarray:
+        """The word positions of every n-gram of ``text`` that a task has."""
+        hashes, counts = word_hashes([clean_bytes(text)])
+        grams, _ = ngram_hashes(hashes, counts, self.n)
+        if not len(grams) or not len(self.grams):
+            return np.zeros(0, dtype=np.int64)
+        pos = np.searchsorted(self.grams, grams)
+        return np.flatnonzero(self.grams[np.minimum(pos, len(self.grams) - 1)] == grams)
+
     def hits(self, texts: list[str]) -> list[tuple[int, set[int]] | None]:
         """For each text: None, or (the word position of its first shared 13-gram, the tasks it shares any with)."""
         hashes, counts = word_hashes([clean_bytes(t) for t in texts])
@@ -171,13 +189,48 @@ class Index:
         return out
 
 
-def decider(index: Index, extra: dict, examples: int = 20):
-    """The step's decide(batch): drop a record that shares a 13-gram with a task; count the tasks hit."""
+def token_spans(text: str) -> list[tuple[int, int]]:
+    """Where each of ``clean(text)``'s words is in ``text``: the whitespace-separated tokens that keep
+    a character once punctuation is removed."""
+    return [m.span() for m in re.finditer(r"\S+", text) if clean_bytes(m.group())]
+
+
+def cut(text: str, positions: np.ndarray, n: int = NGRAM, window: int = WINDOW) -> list[str] | None:
+    """GPT-3's cut: each shared n-gram (starting at the word ``positions``) is removed with ``window``
+    characters on either side; the pieces left, less those shorter than ``window``, or None when the
+    text falls into more than MAX_PIECES pieces (then it is dropped whole)."""
+    spans = token_spans(text)
+    if len(spans) != len(clean_bytes(text).split()):  # the words cannot be found again (never seen): drop it whole
+        return None
+    cuts: list[list[int]] = []
+    for p in sorted(set(positions.tolist())):
+        lo, hi = max(0, spans[p][0] - window), spans[p + n - 1][1] + window
+        if cuts and lo <= cuts[-1][1]:
+            cuts[-1][1] = max(cuts[-1][1], hi)
+        else:
+            cuts.append([lo, hi])
+    pieces, at = [], 0
+    for lo, hi in cuts:
+        pieces.append(text[at:lo])
+        at = hi
+    pieces.append(text[at:])
+    pieces = [p for p in pieces if p]
+    if len(pieces) > MAX_PIECES:
+        return None
+    return [p for p in pieces if len(p) >= window]
+
+
+def decider(index: Index, extra: dict, text_field: str = "text", cut_spans: bool = False, examples: int = 20):
+    """The step's decide(batch): drop a record that shares a 13-gram with a task (with
+    ``cut_spans``, cut those spans out instead, as GPT-3 did); count the tasks hit."""
     extra.setdefault("tasks", {name: dict(s) for name, s in index.stats.items()})
     extra.setdefault("hits", [])
+    if cut_spans:
+        for key in ("cut_documents", "pieces", "chars_cut"):
+            extra.setdefault(key, 0)
 
-    def decide(batch: list[Record]) -> list[str | None]:
-        verdicts: list[str | None] = []
+    def decide(batch: list[Record]) -> list:
+        verdicts: list = []
         for record, hit in zip(batch, index.hits([r.text for r in batch])):
             if hit is None:
                 verdicts.append(None)
@@ -190,16 +243,32 @@ def decider(index: Index, extra: dict, examples: int = 20):
                 words = clean_bytes(record.text).decode("utf-8").split()
                 extra["hits"].append({"document": record.index, "tasks": names,
                                       "ngram": " ".join(words[at: at + index.n])})
-            verdicts.append("task overlap")
+            if not cut_spans:
+                verdicts.append("task overlap")
+                continue
+            pieces = cut(record.text, index.positions(record.text), index.n)
+            if pieces is None:
+                verdicts.append(f"task overlap (more than {MAX_PIECES} pieces)")
+            elif not pieces:
+                verdicts.append("task overlap (no piece of 200 characters left)")
+            else:
+                fields = json.loads(record.raw)
+                raws = [json.dumps({**fields, text_field: piece}, ensure_ascii=False) for piece in pieces]
+                kept = sum(map(len, pieces))
+                extra["cut_documents"] += 1
+                extra["pieces"] += len(pieces)
+                extra["chars_cut"] += len(record.text) - kept
+                verdicts.append(Replace(raws, kept))
         return verdicts
 
     return decide
 
 
 def decontaminate_files(inputs: list[str], out: str | Path, tasks: list[str] | None = None, part: str = "1/1",
-                        text_field: str = "text", compression: str = "none", progress=None) -> dict:
+                        text_field: str = "text", compression: str = "none", progress=None,
+                        cut_spans: bool = False) -> dict:
     """`gptkit corpus decontaminate`: drop the documents sharing a 13-gram with ``tasks`` (default:
-    every shipped task); the report."""
+    every shipped task), or with ``cut_spans`` cut the shared spans out as GPT-3 did; the report."""
     from gptkit.corpus.step import base_report, check_out, part_lock, part_name, plan_for, run_step, write_report
 
     names = list(tasks) if tasks else shipped_tasks()
@@ -208,10 +277,12 @@ def decontaminate_files(inputs: list[str], out: str | Path, tasks: list[str] | N
     out = check_out(out, "decontaminate", inputs, index[1])
     ngrams = Index(loaded)
     digest = hashlib.sha256(ngrams.grams.tobytes() + ngrams.owners.tobytes()).hexdigest()[:32]
-    settings = {"ngram": NGRAM, "tasks": names, "tasks_digest": digest}
+    settings = {"ngram": NGRAM, "tasks": names, "tasks_digest": digest, "cut": cut_spans}
+    if cut_spans:
+        settings.update(window=WINDOW, max_pieces=MAX_PIECES)
     extra: dict = {}
     with part_lock(out, part_name(index)):
-        output, counts = run_step("decontaminate", plan, index, out, decider(ngrams, extra), settings, compression,
+        output, counts = run_step("decontaminate", plan, index, out, decider(ngrams, extra, text_field, cut_spans), settings, compression,
                                   extra, progress)
     report = base_report("decontaminate", plan, index, settings, counts, [output.name])
     write_report(out, "decontaminate", index, report)

@@ -36,8 +36,18 @@ from gptkit.run_dir import check_output, kind_of
 CHECKPOINT_CHARS = 64 << 20
 STEPS = ("dedup", "filter", "decontaminate")
 
-# decide(batch) -> for each record of the batch, None to keep it or the reason to drop it
-Decide = Callable[[list[Record]], list[str | None]]
+
+
+@dataclass
+class Replace:
+    """A verdict that keeps a record as other records (decontaminate --cut: the pieces left)."""
+
+    raws: list[str]  # the records to write instead, as JSON lines
+    chars: int  # their text's characters
+
+
+# decide(batch) -> for each record of the batch, None to keep it, the reason to drop it, or a Replace
+Decide = Callable[[list[Record]], list]
 
 
 def part_name(part: tuple[int, int]) -> str:
@@ -141,6 +151,11 @@ def run_step(step: str, plan: Plan, part: tuple[int, int], out: Path, decide: De
                     counts.kept += 1
                     counts.chars_kept += chars
                     writer.write(record.raw)
+                elif isinstance(verdict, Replace):
+                    counts.kept += 1
+                    counts.chars_kept += verdict.chars
+                    for raw in verdict.raws:
+                        writer.write(raw)
                 else:
                     counts.removed[verdict] += 1
                 read_since += chars
@@ -237,6 +252,9 @@ def summary_line(step: str, report: dict) -> str:
     speed = f" in {report['seconds']:.1f} s" + (f" ({report['chars_in'] / 1e6 / report['seconds']:.1f} MB/s)"
                                                   if report["seconds"] else "")
     line = f"{step}: {n:,} documents, kept {kept:,}, removed {removed:,}{share}" + (f": {why}" if why else "") + speed
+    cut = report.get("extra", {}).get("cut_documents")
+    if cut:  # decontaminate --cut
+        line += f"; cut {cut:,} into {report['extra']['pieces']:,} pieces"
     tasks = report.get("extra", {}).get("tasks")
     if isinstance(tasks, dict):  # decontaminate: which tasks were hit
         hit = sorted(((name, t["documents_hit"]) for name, t in tasks.items() if t["documents_hit"]), key=lambda kv: -kv[1])

@@ -102,3 +102,29 @@ def test_a_13_gram_from_a_question_into_its_answer_is_an_overlap(tmp_path):
     assert len(words("kings of the north rode first the elder rode first into the cold")) == 13
     assert index.hits([spanning])[0] is not None
     assert index.hits(["kings of the north rode first; then, the elder rode first into the"])[0] is None
+
+
+def test_cut_removes_the_span_and_200_characters_around_it_as_gpt3_did(tmp_path):
+    rng = random.Random(4)
+    vocab = vocabulary(2000, seed=4)
+    task = document(rng, vocab, 30, 40)
+    write_jsonl(tmp_path / "task.jsonl", [{"text": task}])
+    span = " ".join(words(task)[5:18])
+    before, after = document(rng, vocab, 150, 150), document(rng, vocab, 150, 150)
+    many = " ".join(f"{document(rng, vocab, 60, 60)} {span}" for _ in range(11))  # 12 pieces
+    short = f"{document(rng, vocab, 20, 20)} {span} {document(rng, vocab, 20, 20)}"  # nothing of 200 left
+    records = [{"id": 0, "text": f"{before} {span.upper()}, {after}", "keep": [1, 2]},
+               {"id": 1, "text": many}, {"id": 2, "text": short}, {"id": 3, "text": before}]
+    write_jsonl(tmp_path / "in.jsonl", records)
+    report = decontaminate_files([str(tmp_path / "in.jsonl")], tmp_path / "out", [str(tmp_path / "task.jsonl")],
+                                 cut_spans=True)
+    out = [json.loads(line) for line in read_jsonl_lines(tmp_path / "out")]
+    assert [r["id"] for r in out] == [0, 0, 3]
+    assert out[0]["keep"] == [1, 2] and out[2]["text"] == before
+    start = records[0]["text"].index(span.upper())
+    end = start + len(span) + 1  # the comma belongs to the last word's token
+    assert out[0]["text"] == records[0]["text"][:start - 200]
+    assert out[1]["text"] == records[0]["text"][end + 200:]
+    assert report["removed"] == {"task overlap (more than 10 pieces)": 1, "task overlap (no piece of 200 characters left)": 1}
+    assert report["extra"]["cut_documents"] == 1 and report["extra"]["pieces"] == 2
+    assert "cut 1 into 2 pieces" in report["summary"]
