@@ -45,17 +45,28 @@ def save_model(directory: Path, seed: int, block_size: int = 64, eot: bool = Tru
 CHINESE = ["你好", "你好，最近怎么样？", "我很好，谢谢。", "你叫什么名字？", "我是一个机器人。", "今天天气很好。"]
 
 
+def pin_special_tokens_low(model, tokenizer: Tokenizer, logit: float = -40.0) -> None:
+    """Make the special tokens (end-of-text, unknown) all but impossible to sample, so that every reply
+    runs to max_tokens: a long stream to stop, whatever the sampling settings.
+
+    The output layer is the token embedding: logit_t = ln_f(h) . e_t. An untrained ln_f gives
+    n(h) + b, and n(h) has zero mean over the features, so a constant embedding c*1 meets only the
+    bias: with b = -1 everywhere and c = -logit / C, the token's logit is ``logit`` for every h."""
+    C = model.config.n_embd
+    assert torch.equal(model.ln_f.weight, torch.ones(C)), "needs an untrained final layer norm"
+    with torch.no_grad():
+        model.ln_f.bias.fill_(-1.0)
+        for token in tokenizer.special_tokens.values():
+            model.wte.weight[token] = -logit / C
+
+
 def save_chinese_model(directory: Path, seed: int) -> str:
     """A tiny random dialogue model over a BERT-style WordPiece vocabulary learned from a few Chinese
-    turns, that never picks a special token (their logits pinned at -40: an untrained ln_f has zero
-    mean, so a constant embedding row meets only the bias), so every reply is Chinese."""
+    turns, that never picks a special token, so every reply is Chinese."""
     tok = WordPieceTokenizer.train(CHINESE)
     tok.chat_template = DIALOGUE_TEMPLATE
     model: GPT = tiny_model(seed, vocab_size=tok.vocab_size)
-    with torch.no_grad():
-        model.ln_f.bias.fill_(-1.0)
-        for token in tok.special_tokens.values():
-            model.wte.weight[token] = 40.0 / model.config.n_embd
+    pin_special_tokens_low(model, tok)
     model.save_pretrained(directory, tok)
     return str(directory)
 

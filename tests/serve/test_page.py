@@ -21,14 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
 from gptkit.chat.examples import DIALOGUE_TEMPLATE
 from gptkit.tokenizer import Tokenizer
 from tests.conftest import tiny_model
-from tests.serve.conftest import Server
+from tests.serve.conftest import Server, pin_special_tokens_low
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "serve_chat.png"
 MODEL = "runs/chat"
@@ -80,21 +79,6 @@ def page(browser) -> Iterator[Page]:
 
 
 # --- the server --------------------------------------------------------------------------------
-
-def pin_special_tokens_low(model, tokenizer: Tokenizer, logit: float = -40.0) -> None:
-    """Make the special tokens (end-of-text, unknown) all but impossible to sample, so that every reply
-    runs to max_tokens: a long stream to stop, whatever the sampling settings.
-
-    The output layer is the token embedding: logit_t = ln_f(h) . e_t. An untrained ln_f gives
-    n(h) + b, and n(h) has zero mean over the features, so a constant embedding c*1 meets only the
-    bias: with b = -1 everywhere and c = -logit / C, the token's logit is ``logit`` for every h."""
-    C = model.config.n_embd
-    assert torch.equal(model.ln_f.weight, torch.ones(C)), "needs an untrained final layer norm"
-    with torch.no_grad():
-        model.ln_f.bias.fill_(-1.0)
-        for token in tokenizer.special_tokens.values():
-            model.wte.weight[token] = -logit / C
-
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
