@@ -17,8 +17,8 @@
 5. write: one pass over the corpus appends every kept record, as it came in, to DIR (gptkit.corpus.step).
 
 Nothing holds the corpus: signing keeps CHUNK documents' keys, the merge a fixed buffer of entries;
-the candidates, verified pairs and removed documents are held as numpy arrays (tens of bytes for
-each duplicate, never for a document that has none). Every stage records what it finished, so a
+the candidates, verified pairs and removed documents are held as numpy arrays (about a hundred
+bytes for each duplicate, nothing for a document that has none). Every stage records what it finished, so a
 run started again goes on from the last finished chunk or stage. All of it is a fixed function of
 the inputs and settings: N parts and a merge give exactly the files of one part.
 """
@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import time
+from array import array
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -224,7 +225,7 @@ def _write_sets(plan: Plan, folder: Path, candidates: np.ndarray, ngram: int, pr
             pointer[0] += 1
         return pointer[0] < len(candidates) and candidates[pointer[0]] == index
 
-    offsets, docs, at = [0], [], 0
+    offsets, docs, at = array("Q", [0]), array("Q"), 0
     with atomic_path(folder / "sets.bin") as tmp, open(tmp, "wb") as f:
         for batch in batches(read_records(plan, plan.lo, wanted)):
             parsed = [r for r in batch if r is not None]  # parquet and text records come parsed, wanted or not
@@ -244,8 +245,9 @@ def _write_sets(plan: Plan, folder: Path, candidates: np.ndarray, ngram: int, pr
                 docs.append(record.index)
                 offsets.append(at)
     index = np.zeros((2, len(docs) + 1), dtype=np.uint64)
-    index[0, : len(docs)], index[0, len(docs)] = docs, np.iinfo(np.uint64).max
-    index[1] = offsets
+    index[0, : len(docs)] = np.frombuffer(docs, dtype=np.uint64) if len(docs) else 0
+    index[0, len(docs)] = np.iinfo(np.uint64).max
+    index[1] = np.frombuffer(offsets, dtype=np.uint64)
     with atomic_path(folder / "sets-index.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, index)
 
@@ -316,8 +318,9 @@ def merge_parts(plan: Plan, out: Path, settings: Settings, compression: str = "n
     if "verify" not in stages:
         note("verify")
         started = time.perf_counter()
-        near = np.unique(np.concatenate([_read_pairs(folder / f"pairs-{band:03d}.bin") for band in range(bands - 1)]
-                                        or [np.zeros((0, 2), dtype=np.uint64)]), axis=0)
+        near = np.zeros((0, 2), dtype=np.uint64)
+        for band in range(bands - 1):  # a pair found in several bands is verified once; one band in memory at a time
+            near = np.unique(np.concatenate((near, _read_pairs(folder / f"pairs-{band:03d}.bin"))), axis=0)
         exact = _read_pairs(folder / f"pairs-{bands - 1:03d}.bin")
         candidates = np.unique(np.concatenate((near.ravel(), exact.ravel())))
         _write_sets(plan, folder, candidates, settings.ngram, progress)
