@@ -34,7 +34,7 @@ COMMANDS = {  # name -> the flags of `gptkit dialogue train`, as docs/chat.md gi
     "forward": "--config zh-chat.yaml --out runs/zh-chat",
     "backward (MMI)": "--config zh-chat.yaml --tokenizer runs/zh-chat --reverse --out runs/zh-chat-mmi",
 }
-CHAT = ["你好", "你叫什么名字？", "你喜欢什么颜色?", "什么是ai"]  # a greeting, simple questions
+CHAT = ["你好", "你几岁", "你喜欢什么食物?", "你是谁?", "你好，今天天气怎么样？"]  # docs/chat.md's transcript
 CHAT_FLAGS = "--model runs/zh-chat --mmi-model runs/zh-chat-mmi --seed 0"
 
 
