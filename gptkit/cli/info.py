@@ -19,12 +19,13 @@ from gptkit.errors import GptkitError
 def info(preset, model_dir, recipe, list_presets, as_json) -> None:
     """Describe a preset or a checkpoint (shape, parameter count, memory, FLOPs; no weights
     allocated), or a paper's training recipe."""
-    from gptkit.checkpoint import load_config
+    # PyTorch (seconds to import) only once there is a model to count: a recipe, or a preset name
+    # that does not exist, is answered without it.
     from gptkit.config import PRESETS, GPTConfig
-    from gptkit.model import count_parameters, flops_per_token
-    from gptkit.model.gpt import attention_flops_per_token, kv_cache_bytes
 
     if list_presets:
+        from gptkit.model import count_parameters
+
         for name, cfg in PRESETS.items():
             click.echo(f"{name:18s} {_human(count_parameters(cfg)):>7s}  {cfg.n_layer:3d} layers x {cfg.n_embd:5d}, "
                        f"{cfg.n_head:3d} heads, context {cfg.block_size}, {cfg.ln_order}-LN, {cfg.attention}")
@@ -34,7 +35,15 @@ def info(preset, model_dir, recipe, list_presets, as_json) -> None:
         return
     if bool(preset) + bool(model_dir) + bool(recipe) != 1:
         raise GptkitError("give exactly one of --preset NAME, --model DIR or --recipe NAME (or --list)")
-    cfg = GPTConfig.preset(preset) if preset else load_config(model_dir)
+    if preset:
+        cfg = GPTConfig.preset(preset)
+    else:
+        from gptkit.checkpoint import load_config
+
+        cfg = load_config(model_dir)
+    from gptkit.model import count_parameters, flops_per_token
+    from gptkit.model.gpt import attention_flops_per_token, kv_cache_bytes
+
     n = count_parameters(cfg)
     report = {"name": preset or str(model_dir), **cfg.to_dict(), "parameters": n,
               "fp32_bytes": 4 * n, "bf16_bytes": 2 * n, "train_flops_per_token": flops_per_token(cfg),
