@@ -114,3 +114,14 @@ def test_an_interrupted_step_resumes_to_the_same_bytes(corpus, tmp_path, monkeyp
     assert report["documents"] == 300
     whole = json.loads((tmp_path / "whole" / "report.json").read_text())
     assert report["removed"] == whole["removed"] and report["kept"] == whole["kept"]
+
+
+def test_the_steps_never_load_pytorch(corpus, tmp_path):
+    import subprocess
+    import sys
+
+    for step in ("dedup", "decontaminate", "filter"):
+        result = subprocess.run([sys.executable, "-X", "importtime", "-m", "gptkit", "corpus", step, "--input", str(corpus),
+                                 "--out", str(tmp_path / step), "--quiet"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert " torch" not in "".join(line.split("|")[-1] for line in result.stderr.splitlines() if "import time" in line)
