@@ -147,17 +147,17 @@ def sign(plan: Plan, part: tuple[int, int], out: Path, settings: Settings, progr
 
 # --- 2-5. the merge --------------------------------------------------------------------------------
 
-def signed_parts(out: Path, plan: Plan, settings: Settings) -> list[tuple[Path, dict]]:
-    """Every part's folder and state, checked: all signed, with these settings, covering the corpus."""
+def signed_parts(out: Path, plan: Plan, settings: Settings, parts: int | None = None) -> list[tuple[Path, dict]]:
+    """Every part's folder and state, checked: all signed, with these settings, covering the corpus.
+    ``parts``: how many; by default those of the part signed last (a DIR may hold an older run's)."""
     folders = sorted((out / WORK).glob("sign-part-*"))
     if not folders:
         raise GptkitError(f"{out} holds no signed parts: run `gptkit corpus dedup --part I/N` for every part first "
                           "(or without --part for the whole corpus)")
-    counts = {f.name.rsplit("-of-", 1)[1] for f in folders}
-    if len(counts) != 1:
-        raise GptkitError(f"{out / WORK} holds parts of runs in different numbers of parts ({', '.join(sorted(counts))}); "
-                          "remove the folders of the run you do not want")
-    n = int(counts.pop())
+    if parts is None:
+        latest = max(folders, key=lambda f: (f / "state.json").stat().st_mtime if (f / "state.json").is_file() else 0)
+        parts = int(latest.name.rsplit("-of-", 1)[1])
+    n = parts
     states = []
     for i in range(1, n + 1):
         folder = out / WORK / f"sign-{part_name((i, n))}"
@@ -288,9 +288,10 @@ def components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def merge_parts(plan: Plan, out: Path, settings: Settings, compression: str = "none", progress=None,
-                stage_note=None) -> dict:
-    """Stages 2-5 over every signed part; resumable by stage. The report."""
-    states = signed_parts(out, plan, settings)
+                stage_note=None, parts: int | None = None) -> dict:
+    """Stages 2-5 over every signed part (of ``parts``; by default the last signed run's); resumable
+    by stage. The report."""
+    states = signed_parts(out, plan, settings, parts)
     folder = out / WORK / "merge"
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / "state.json"
@@ -421,4 +422,4 @@ def dedup_files(inputs: list[str], out: str | Path, settings: Settings = Setting
                 if (stage_note is not None):
                     stage_note("sign")
                 sign(plan, index, out, settings, progress)
-        return merge_parts(plan, out, settings, compression, progress, stage_note)
+        return merge_parts(plan, out, settings, compression, progress, stage_note, None if merge_only else 1)

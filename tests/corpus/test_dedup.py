@@ -208,3 +208,16 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         dedup_files([str(tmp_path / "in.jsonl")], tmp_path / "o", Settings(threshold=1.5))
     with pytest.raises(GptkitError, match="without --part"):
         dedup_files([str(tmp_path / "in.jsonl")], tmp_path / "o", part="1/2", merge_only=True)
+
+
+def test_one_out_holds_a_run_in_one_part_then_in_two(planted, one_part, tmp_path):
+    folder, _, _ = planted
+    inputs = [str(folder / "a.jsonl"), str(folder / "b.jsonl")]
+    out, _ = one_part
+    again = tmp_path / "again"
+    dedup_files(inputs, again)
+    for part in ("1/2", "2/2"):
+        dedup_files(inputs, again, part=part)
+    dedup_files(inputs, again, merge_only=True)  # the run in two parts, signed last
+    dedup_files(inputs, again)  # and the whole corpus in one part again
+    assert (again / "part-00001-of-00001.jsonl").read_bytes() == (out / "part-00001-of-00001.jsonl").read_bytes()
