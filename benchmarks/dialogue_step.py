@@ -1,10 +1,10 @@
 """A `dialogue train` step against a `pretrain` step of the same model and batch shape (32 x 128),
-measured in one process, the two kinds of step alternating so that a busy machine slows both alike.
+measured in one process, the kinds of step taking turns so that a busy machine slows them alike.
 
 The dialogue batches are the bundled Shakespeare sessions as `dialogue train` builds them (every
 response with its history, padded to the context); "dialogue, ragged" pads each batch only to its
 longest row, as before, so each step has a new shape. The pretraining batches are windows of the
-same tokens. One JSON object on stdout (benchmarks/results/dialogue_step_cpu.jsonl holds a run at 2 threads and one at 1).
+same tokens. One JSON object on stdout (benchmarks/results/dialogue_step_cpu.jsonl holds a run).
 
     python benchmarks/dialogue_step.py --steps 20
 """
@@ -64,8 +64,10 @@ def main() -> None:
                "dialogue, ragged": dialogue_batches(examples, 32, tokenizer.eot_id)}
     trainers = {name: Trainer(cfg, model, tokenizer, source, progress=False) for name, source in sources.items()}
     times: dict[str, list[float]] = {name: [] for name in trainers}
+    names = list(trainers)
     for step in range(3 + args.steps):
-        for name, trainer in trainers.items():
+        for name in names[step % 3:] + names[: step % 3]:  # each kind first in turn: no kind always follows another
+            trainer = trainers[name]
             begin = time.perf_counter()
             trainer.train_step()
             if step >= 3:
