@@ -90,6 +90,8 @@ PROSE = [
     ("docs/chat.md", "Training loss 0.525", "chinese_chat_cpu.json", "0.525"),
     ("docs/chat.md", "loss 6.126 / 4.514", "chinese_chat_cpu.json", "6.126"),
     ("docs/chat.md", "loss 6.126 / 4.514", "chinese_chat_cpu.json", "4.514"),
+    ("docs/chat.md", "the two took 738 and 311 s", "chinese_chat_cpu.json", "738"),
+    ("docs/chat.md", "the two took 738 and 311 s", "chinese_chat_cpu.json", "311"),
     ("docs/data.md", "its time went to signing (29.8 s)", "corpus_cpu.json", "29.8"),
     ("docs/data.md", "all 9,083 planted near copies", "corpus_cpu.json", "9,083"),
     ("docs/chat.md", "1.025x a pretraining step of the same", "dialogue_step_cpu.jsonl", "1.025"),
