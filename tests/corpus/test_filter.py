@@ -47,8 +47,8 @@ def shuffled(texts: list[str], seed: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
-    train = reservoir(passages(HELD_OUT, exclude=True), 1500, seed=0)
-    raw = shuffled(reservoir(passages(HELD_OUT, exclude=True), 1500, seed=1), seed=2)
+    train = reservoir(passages(HELD_OUT, exclude=True), 400, seed=0)
+    raw = shuffled(reservoir(passages(HELD_OUT, exclude=True), 400, seed=1), seed=2)
     return fit(train, raw, seed=0)
 
 
