@@ -75,21 +75,17 @@ def peer_datasketch(path: str, report: str) -> None:
     from gptkit.corpus.text import clean
 
     lsh = MinHashLSH(threshold=0.8, num_perm=NUM_PERM)
-    removed, chars = [], 0
-    started = time.perf_counter()
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            text = json.loads(line)["text"]
-            chars += len(text)
-            ws = clean(text).split()
-            shingles = [" ".join(ws[j:j + 5]).encode() for j in range(max(1, len(ws) - 4))]
-            m = MinHash(num_perm=NUM_PERM, seed=1)
-            m.update_batch(shingles)
-            if lsh.query(m):
-                removed.append(i)
-            else:
-                lsh.insert(str(i), m)
-    Path(report).write_text(json.dumps({"removed": removed, "chars": chars, "loop_s": time.perf_counter() - started}))
+
+    def duplicate(i: int, text: str) -> bool:
+        ws = clean(text).split()
+        m = MinHash(num_perm=NUM_PERM, seed=1)
+        m.update_batch([" ".join(ws[j:j + 5]).encode() for j in range(max(1, len(ws) - 4))])
+        if lsh.query(m):
+            return True
+        lsh.insert(str(i), m)
+        return False
+
+    timed_loop(path, report, duplicate)
 
 
 def peer_janitor(path: str, report: str) -> None:
@@ -101,13 +97,18 @@ def peer_janitor(path: str, report: str) -> None:
     for name in shipped_tasks():
         for text in load_task_texts(name).texts:
             janitor.register_contaminant(text)
+    timed_loop(path, report, lambda i, text: janitor.clean_python(text) != [text])
+
+
+def timed_loop(path: str, report: str, removes) -> None:
+    """A peer's own loop over the documents, timed; ``removes(i, text)`` says whether it drops document i."""
     removed, chars = [], 0
     started = time.perf_counter()
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f):
             text = json.loads(line)["text"]
             chars += len(text)
-            if janitor.clean_python(text) != [text]:
+            if removes(i, text):
                 removed.append(i)
     Path(report).write_text(json.dumps({"removed": removed, "chars": chars, "loop_s": time.perf_counter() - started}))
 
