@@ -61,7 +61,6 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from gptkit.cli.main import cli
 
@@ -362,7 +361,7 @@ def run_command(conn: socket.socket) -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Callable[[], Path]]:
-    """Starts the command server; calling the result waits until it listens (the demo trains meanwhile)."""
+    """Starts the command server; calling the result waits until it listens."""
     path = tmp_path_factory.mktemp("server") / "gptkit.sock"
     proc = subprocess.Popen([sys.executable, __file__, str(path)], start_new_session=True)
 
@@ -378,13 +377,16 @@ def server(tmp_path_factory) -> Iterator[Callable[[], Path]]:
     proc.wait()
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, server) -> Path:
     """`make demo`'s run, shrunk: the default job (shakespeare-char, bundled corpus) for 2 steps,
-    with its cache of the tokenized corpus, which later `--out runs/shakespeare` runs reuse."""
+    with its cache of the tokenized corpus, which later `--out runs/shakespeare` runs reuse. A
+    `gptkit pretrain` forked from the command server, like the documents' commands: this process
+    does not import what the server has (the compiler AdamW loads, matplotlib) a second time."""
     out = tmp_path_factory.mktemp("demo") / "shakespeare"
-    result = CliRunner().invoke(cli, ["pretrain", "--out", str(out), *SHRINK[("pretrain",)]])
-    assert result.exit_code == 0, result.output
+    result = subprocess.run([sys.executable, "-S", "-c", CLIENT, str(server()), "pretrain", "--out", str(out),
+                             *SHRINK[("pretrain",)]], cwd=out.parent, capture_output=True, text=True, timeout=BOUND_S)
+    assert result.returncode == 0, result.stdout + result.stderr
     return out
 
 
