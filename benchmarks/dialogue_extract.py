@@ -2,7 +2,8 @@
 second of wall time, and per CPU second, which a busy machine disturbs less) and the command's peak
 memory (max RSS), each size in a fresh process. Peak memory should
 stay flat as the dump grows, since a partition, not the dump, is ever held in memory. One JSON line
-per size on stdout (benchmarks/results/dialogue_extract_cpu.jsonl holds runs at --partition-mb 32 and 4).
+per size on stdout (benchmarks/results/dialogue_extract_cpu.jsonl holds runs at --partition-mb 32 and 4,
+then, marked "build", runs of the index build beside the whole-partition build it replaced).
 
     python benchmarks/dialogue_extract.py --workdir /tmp/extract --mb 20 200 --partition-mb 32
 """

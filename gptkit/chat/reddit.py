@@ -6,10 +6,13 @@ scattered over the file (and over files), so the work is done in three resumable
 ``<out>.work/``, with memory bounded by a partition, not by the dump:
 
 1. split: every record is written, compacted, to one of P partition files by a hash of its thread
-   (link_id), and every response's hash to one of P count buckets (the repeated-response filter
-   counts the whole dump); the stage's directory appears whole (a rename) or not at all;
-2. build: each partition's threads become trees and their sessions, written to a file of its own
-   (renamed into place when done, so a rerun skips finished partitions);
+   (link_id), that hash to the partition's index (one a record, in the file's order), and every
+   response's hash to one of P count buckets (the repeated-response filter counts the whole dump);
+   the stage's directory appears whole (a rename) or not at all;
+2. build: each partition's records are grouped by thread from its index (memory holds where each
+   record is, about 8 bytes a record and 24 a thread, 20 a record while sorting; not the texts),
+   then each thread in turn is read back by offset, becomes a tree and gives its sessions, written
+   to a file of its own (renamed into place when done, so a rerun skips finished partitions);
 3. join: the partitions' sessions, in partition order, are copied into ``out`` (renamed into place).
 
 A SIGKILL at any point and a rerun give the same bytes. ``--part I/N`` keeps the threads whose hash
@@ -26,7 +29,7 @@ import shutil
 import sys
 from array import array
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +44,8 @@ from gptkit.errors import GptkitError
 DELETED = frozenset({"[deleted]", "[removed]", ""})
 COMPRESSION_RATIO = {".zst": 8, ".gz": 5, ".bz2": 6, ".xz": 6}  # a guess of the text's size, for P
 MAX_PARTITIONS = 256  # files open at once while splitting, twice this with the count buckets
+FLUSH = 1024  # hashes held a partition while splitting before they go to its file (8 KB, as its buffer)
+LAYOUT = 2  # of the work directory: a work directory of another layout is started afresh
 # Report lines for what the tree itself removes, before the content filters.
 GONE, BOT, ORPHAN = "deleted or removed", "author skipped (--skip-author)", "parent not in the dump"
 NO_TITLE, NO_REPLY = "submission not in the dump", "no reply left"
@@ -48,6 +53,7 @@ NO_TITLE, NO_REPLY = "submission not in the dump", "no reply left"
 # A compact record in a partition file: [thread, id, parent, author, text, created]; the submission
 # has parent None and its title as text, a top-level comment has parent "".
 Record = list
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), made once
 
 
 @dataclass
@@ -118,13 +124,15 @@ def _pause_point(point: str) -> None:
 # --- 1. split ------------------------------------------------------------------------------------
 
 def split(files: list[Path], cfg: ExtractConfig, partitions: int, into: Path, progress: bool) -> None:
-    """Partition files p*.jsonl (this part's records) and count buckets c*.bin (every response's hash),
-    then frequent.npy: the hashes of responses seen more than the limit, in the whole dump."""
+    """Partition files p*.jsonl (this part's records), their indexes i*.bin (each record's thread hash,
+    in the file's order) and count buckets c*.bin (every response's hash), then frequent.npy: the
+    hashes of responses seen more than the limit, in the whole dump."""
     index, parts = parse_part(cfg.part)
     into.mkdir(parents=True)
-    outs = [open(into / f"p{i:05d}.jsonl", "w", encoding="utf-8") for i in range(partitions)]
+    outs = [open(into / f"p{i:05d}.jsonl", "wb") for i in range(partitions)]
     buckets = [open(into / f"c{i:05d}.bin", "wb") for i in range(partitions)]
     pending = [array("Q") for _ in range(partitions)]
+    threads = [array("Q") for _ in range(partitions)]  # the index, appended to its file every FLUSH
     compressed = any(p.suffix.lower() in COMPRESSION_RATIO for p in files)
     bar = tqdm(total=None if compressed else sum(p.stat().st_size for p in files), unit="B", unit_scale=True,
                desc="splitting threads", disable=not progress)
@@ -134,24 +142,37 @@ def split(files: list[Path], cfg: ExtractConfig, partitions: int, into: Path, pr
                 record = parse_record(obj, f"{path}:{line_no}")
                 if record[2] is not None and record[4].strip() not in DELETED:
                     key = _hash(response_key(record[4]))
-                    pending[key % partitions].append(key)
-                    if len(pending[key % partitions]) >= 8192:
-                        pending[key % partitions].tofile(buckets[key % partitions])
-                        del pending[key % partitions][:]
+                    q = key % partitions
+                    pending[q].append(key)
+                    if len(pending[q]) >= FLUSH:
+                        pending[q].tofile(buckets[q])
+                        del pending[q][:]
                 h = _hash(record[0])
                 if h % parts == index - 1:
-                    outs[(h // parts) % partitions].write(json.dumps(record, ensure_ascii=False) + "\n")
+                    p = (h // parts) % partitions
+                    outs[p].write((_encode(record) + "\n").encode("utf-8"))
+                    threads[p].append(h)
+                    if len(threads[p]) >= FLUSH:
+                        _append(threads[p], into / f"i{p:05d}.bin")
             if n == 0:
                 _pause_point("split")
         for bucket, keys in zip(buckets, pending):
             keys.tofile(bucket)
+        for p, hashes in enumerate(threads):
+            _append(hashes, into / f"i{p:05d}.bin")
     finally:
         bar.close()
         for f in (*outs, *buckets):
             f.close()
     limit = cfg.filters.max_response_count if cfg.filters else None
-    frequent = [_frequent(into / f"c{i:05d}.bin", limit) for i in range(partitions)] if limit is not None else []
-    np.save(into / "frequent.npy", np.concatenate(frequent) if frequent else np.zeros(0, dtype="<u8"))
+    buckets = [into / f"c{i:05d}.bin" for i in range(partitions)] if limit is not None else []
+    np.save(into / "frequent.npy", _frequent(buckets, limit))
+
+
+def _append(values: array, path: Path) -> None:
+    with open(path, "ab") as f:
+        values.tofile(f)
+    del values[:]
 
 
 def _counted(lines: Iterator[str], bar: tqdm) -> Iterator[str]:
@@ -160,9 +181,18 @@ def _counted(lines: Iterator[str], bar: tqdm) -> Iterator[str]:
         yield line
 
 
-def _frequent(bucket: Path, limit: int) -> np.ndarray:
-    keys, counts = np.unique(np.fromfile(bucket, dtype="<u8"), return_counts=True)
-    return keys[counts > limit]
+def _frequent(buckets: list[Path], limit: int) -> np.ndarray:
+    """The keys seen more than ``limit`` times, sorted: a run past ``limit`` in each bucket sorted in
+    place, in one buffer for all (no copies of a bucket, nor counts of every key)."""
+    sizes = [bucket.stat().st_size // 8 for bucket in buckets]
+    buffer, found = np.empty(max(sizes, default=0), dtype="<u8"), []
+    for bucket, size in zip(buckets, sizes):
+        keys = buffer[:size]
+        with open(bucket, "rb") as f:
+            f.readinto(keys)
+        keys.sort()
+        found.append(np.unique(keys[limit:][keys[limit:] == keys[:-limit]] if limit > 0 else keys))
+    return np.concatenate(found) if found else np.zeros(0, dtype="<u8")
 
 
 # --- 2. build ------------------------------------------------------------------------------------
@@ -173,18 +203,89 @@ class Thread:
     nodes: dict[str, tuple[str, str, str, float]] = field(default_factory=dict)  # id -> parent, author, text, created
 
 
-def read_partition(path: Path) -> dict[str, Thread]:
+def read_threads(lines: Iterable[bytes]) -> dict[str, Thread]:
+    """The threads of partition lines given in the file's order."""
     threads: dict[str, Thread] = defaultdict(Thread)
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            link, cid, parent, author, text, created = json.loads(line)
-            thread = threads[link]
-            if parent is None:
-                if thread.title is None:
-                    thread.title = " ".join(text.split())
-            elif cid not in thread.nodes:  # a comment twice in the dump: the first copy
-                thread.nodes[cid] = (parent, author, " ".join(text.split()), created)
+    for line in lines:
+        link, cid, parent, author, text, created = json.loads(line)
+        thread = threads[link]
+        if parent is None:
+            if thread.title is None:
+                thread.title = " ".join(text.split())
+        elif cid not in thread.nodes:  # a comment twice in the dump: the first copy
+            thread.nodes[cid] = (parent, author, " ".join(text.split()), created)
     return threads
+
+
+class SharedHash(Exception):
+    """Two threads of a partition have the same 64-bit hash (a chance of about 3 in 10^8 for a
+    million threads): its index cannot group them, so the partition is built in memory."""
+
+
+def line_ends(path: Path, lines: int, chunk: int = 1 << 16) -> np.ndarray:
+    """The offset just past each of the file's ``lines`` newlines (JSON lines hold no raw newline),
+    in 4 bytes each where the file is under 4 GiB."""
+    ends = np.empty(lines, dtype=np.uint32 if path.stat().st_size < 1 << 32 else np.uint64)
+    done, found = 0, 0
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            at = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            if found + len(at) > lines:
+                break
+            ends[found:found + len(at)] = at + (done + 1)
+            done, found = done + len(block), found + len(at)
+    if found != lines:
+        raise GptkitError(f"{path} does not match its index: delete {path.parent.parent} and run again")
+    return ends
+
+
+def by_id(links: Iterable[str], count: int, most: int = 64) -> np.ndarray:
+    """The order that sorts ``count`` distinct links as ``sorted`` would. They are held as UTF-8 bytes
+    (which sort as their code points do) in a fixed-width array while each is at most ``most`` bytes
+    and holds no NUL (numpy's padding), else as Python strings."""
+    links, packed = iter(links), np.zeros(count, dtype="S16")
+    for k, link in enumerate(links):
+        raw = link.encode("utf-8")
+        if len(raw) > packed.itemsize or b"\0" in raw:
+            if len(raw) > most or b"\0" in raw:
+                held = [b.decode("utf-8") for b in packed[:k].tolist()]
+                return np.argsort(np.array([*held, link, *links], dtype=object), kind="stable")
+            packed = packed.astype(f"S{max(len(raw), min(2 * packed.itemsize, most))}")
+        packed[k] = raw
+    return np.argsort(packed, kind="stable")
+
+
+def iter_threads(partition: Path, chunk: int = 1 << 16) -> Iterator[Thread]:
+    """A partition's threads in id order, each read back from the file when its turn comes: what
+    is held throughout is where each record is (about 8 bytes a record), not the texts."""
+    hashes = np.fromfile(partition.with_name("i" + partition.name[1:]).with_suffix(".bin"), dtype="<u8")
+    order = np.argsort(hashes, kind="stable")  # by thread, each thread's records in the file's order
+    first = np.ones(len(hashes) + 1, dtype=bool)  # where each thread's records start in ``order``, and the end
+    for lo in range(0, len(hashes), chunk):  # a chunk at a time: no sorted copy of the hashes
+        h = hashes[order[lo:lo + chunk + 1]]
+        first[lo + 1:lo + len(h)] = h[1:] != h[:-1]
+    del hashes
+    bounds = np.flatnonzero(first)
+    del first
+    order = order.astype(np.uint32) if len(order) < 1 << 32 else order
+    ends = line_ends(partition, len(order))
+    fd = os.open(partition, os.O_RDONLY)
+    try:
+        def lines(lo: int, hi: int) -> Iterator[bytes]:
+            for i in order[lo:hi].tolist():
+                start = int(ends[i - 1]) if i else 0
+                yield os.pread(fd, int(ends[i]) - start, start)
+
+        links = (json.decoder.scanstring(next(lines(lo, lo + 1)).decode("utf-8"), 2)[0]  # a line is ["link", ...
+                 for lo in bounds[:-1])
+        groups = by_id(links, len(bounds) - 1)
+        for g in groups:
+            threads = read_threads(lines(int(bounds[g]), int(bounds[g + 1])))
+            if len(threads) != 1:
+                raise SharedHash
+            yield from threads.values()
+    finally:
+        os.close(fd)
 
 
 class TreeBuilder:
@@ -263,18 +364,27 @@ def _subtree(children: dict[str, list[str]], root: str) -> tuple[int, int]:
 def build(partition: Path, out: Path, checks: list[Check], cfg: ExtractConfig) -> None:
     """One partition's sessions (threads in id order, children by time) and its report, each
     renamed into place: the sessions file last, as the mark that the partition is done."""
-    report = FilterReport(kinds=("threads", "sessions", "turns"))
-    builder = TreeBuilder(checks, frozenset(cfg.skip_authors), report)
-    threads = read_partition(partition)
     tmp = out.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for link in sorted(threads):
-            for session in builder.sessions(threads[link]):
-                f.write(json.dumps(session, ensure_ascii=False) + "\n")
+    try:
+        report = write_sessions(iter_threads(partition), tmp, checks, cfg)
+    except SharedHash:
+        with open(partition, "rb") as f:
+            threads = read_threads(f)
+        report = write_sessions((threads[link] for link in sorted(threads)), tmp, checks, cfg)
     report_path = out.with_suffix(".report.json")
     report_path.with_suffix(".tmp").write_text(json.dumps(report.to_dict()), encoding="utf-8")
     os.replace(report_path.with_suffix(".tmp"), report_path)
     os.replace(tmp, out)
+
+
+def write_sessions(threads: Iterable[Thread], path: Path, checks: list[Check], cfg: ExtractConfig) -> FilterReport:
+    report = FilterReport(kinds=("threads", "sessions", "turns"))
+    builder = TreeBuilder(checks, frozenset(cfg.skip_authors), report)
+    with open(path, "w", encoding="utf-8") as f:
+        for thread in threads:
+            for session in builder.sessions(thread):
+                f.write(_encode(session) + "\n")
+    return report
 
 
 # --- the command -----------------------------------------------------------------------------------
@@ -283,7 +393,7 @@ def _manifest(files: list[Path], cfg: ExtractConfig) -> dict:
     """What the work directory was made from: another run's leftovers are never reused."""
     return {"inputs": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
             "filters": asdict(cfg.filters) if cfg.filters else None, "skip_authors": list(cfg.skip_authors),
-            "part": cfg.part, "partition_bytes": cfg.partition_bytes}
+            "part": cfg.part, "partition_bytes": cfg.partition_bytes, "layout": LAYOUT}
 
 
 def _prepare_work(files: list[Path], cfg: ExtractConfig) -> None:

@@ -8,19 +8,22 @@ import bz2
 import gzip
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zstandard
 from click.testing import CliRunner
 
 from gptkit.chat.data import read_dialogues
 from gptkit.chat.filters import FilterConfig
-from gptkit.chat.reddit import ExtractConfig, extract
+from gptkit.chat.reddit import ExtractConfig, build, by_id, extract, split
 from gptkit.cli.main import cli
 from gptkit.errors import GptkitError
 from tests.chat.reddit_dump import generate, reference_sessions, write
@@ -191,3 +194,49 @@ def test_the_command_reports_bad_input_on_one_line(tmp_path):
     assert_clean_error(result, "RC.jsonl:2: field link_id")
     result = CliRunner().invoke(cli, ["dialogue", "extract", "--input", str(path), "--out", "x", "--part", "3/2"])
     assert_clean_error(result, "--part must be I/N")
+
+
+def _split_one(dump: Path, into: Path, cfg: ExtractConfig) -> Path:
+    split([dump], cfg, 1, into, progress=False)
+    return into / "p00000.jsonl"
+
+
+def _build_peak(partition: Path, out: Path, cfg: ExtractConfig) -> int:
+    tracemalloc.start()
+    try:
+        build(partition, out, [], cfg)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_build_step_holds_the_threads_places_not_their_texts(tmp_path):
+    records = generate(300, seed=3)
+    longer = [{**r, "body": " ".join([r["body"]] * 30)} if r.get("body", "[deleted]")[0] != "[" else r
+              for r in records]  # the same threads, each comment 30 times as long
+    peaks = []
+    for name, recs in (("short", records), ("long", longer)):
+        cfg = ExtractConfig([], str(tmp_path / f"{name}.jsonl"), None)
+        partition = _split_one(write(tmp_path / f"{name}_dump.jsonl", recs), tmp_path / name, cfg)
+        peaks.append(_build_peak(partition, tmp_path / name / "sessions.jsonl", cfg))
+    assert peaks[1] < 1.25 * peaks[0], peaks
+    assert sum(len(r.get("body", "")) for r in longer) > 4 * peaks[1]  # its texts were never all held
+
+
+def test_threads_sharing_a_hash_are_built_in_memory_with_the_same_result(dump, tmp_path):
+    path, _ = dump
+    cfg = ExtractConfig([], str(tmp_path / "s.jsonl"), None)
+    partition = _split_one(path, tmp_path / "split", cfg)
+    build(partition, tmp_path / "grouped.jsonl", [], cfg)
+    index = tmp_path / "split" / "i00000.bin"
+    np.zeros(index.stat().st_size // 8, dtype="<u8").tofile(index)  # every thread the same hash
+    build(partition, tmp_path / "shared.jsonl", [], cfg)
+    assert (tmp_path / "shared.jsonl").read_bytes() == (tmp_path / "grouped.jsonl").read_bytes()
+    assert len(sessions(tmp_path / "shared.jsonl")) > 150
+
+
+@pytest.mark.parametrize("alphabet, longest", [("ab", 5), ("aé€😀z", 9), ("xyzÿĀ", 70), ("a\x00b", 4)])
+def test_thread_ids_are_ordered_as_python_sorts_them(alphabet, longest):
+    rng = random.Random(len(alphabet))
+    links = list({"".join(rng.choices(alphabet, k=rng.randint(0, longest))) for _ in range(300)})
+    assert [links[i] for i in by_id(links, len(links))] == sorted(links)
