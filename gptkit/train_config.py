@@ -35,7 +35,8 @@ Schedule = Literal["cosine", "noam"]  # the learning rate after its linear warmu
 Task = Literal["classify", "entail", "similarity", "choice"]  # GPT-1's input transformations
 
 # (field, lowest value, type) of every numeric knob; OPTIONAL ones may be None (a default decides).
-LIMITS = (("max_steps", 1, int), ("batch_size", 1, int), ("block_size", 1, int), ("grad_accum", 1, int),
+LIMITS = (("max_steps", 1, int), ("batch_size", 1, int), ("batch_ramp", 0, int), ("batch_ramp_start", 1, int),
+          ("block_size", 1, int), ("block_ramp", 0, int), ("block_ramp_start", 1, int), ("grad_accum", 1, int),
           ("lr", 0, float), ("min_lr", 0, float), ("warmup_steps", 0, int), ("decay_steps", 1, int),
           ("weight_decay", 0, float),
           ("beta1", 0, float), ("beta2", 0, float), ("grad_clip", 0, float), ("dropout", 0, float),
@@ -83,7 +84,15 @@ class TrainConfig:
     # optimisation (AdamW, linear warmup then cosine decay to min_lr)
     max_steps: int = knob(1500, "Optimizer steps to train for.")
     batch_size: int = knob(32, "Examples per micro-batch of the whole job; under torchrun each process takes 1/world.")
+    batch_ramp: int = knob(0, "Steps over which the batch grows linearly from --batch-ramp-start examples to --batch-size, "
+                              "in multiples of the start, as GPT-3 ramped its batch: small batches learn more per token "
+                              "early on. 0: the whole batch from the first step.")
+    batch_ramp_start: int = knob(8, "Examples per micro-batch at the first step of --batch-ramp.")
     block_size: int | None = knob(None, "Context length of the training windows. Default: the preset's.")
+    block_ramp: int = knob(0, "Steps over which the windows grow linearly from --block-ramp-start tokens to --block-size, "
+                              "in multiples of the start (sequence-length warmup: short windows learn faster per "
+                              "second early on). Pretraining only. 0: whole windows from the first step.")
+    block_ramp_start: int = knob(64, "Tokens per window at the first step of --block-ramp.")
     grad_accum: int = knob(1, "Micro-batches accumulated per optimizer step.")
     lr: float = knob(2e-3, "Peak learning rate (after warmup, before the decay).")
     min_lr: float | None = knob(None, "Learning rate at the end of the cosine decay. Default: lr / 10.")
@@ -131,6 +140,12 @@ class TrainConfig:
             raise GptkitError("--resume continues the run in --out and --overwrite moves it aside: give one of them")
         if self.seed > SEED_MAX:
             raise GptkitError(f"--seed must be at most {SEED_MAX} (2**63 - 1), got {self.seed}")
+        if self.batch_ramp and self.batch_ramp_start > self.batch_size:
+            raise GptkitError(f"--batch-ramp-start {self.batch_ramp_start} is larger than --batch-size {self.batch_size}: "
+                              "the ramp grows the batch up to --batch-size")
+        if self.block_ramp and self.COMMAND != "pretrain":
+            raise GptkitError(f"--block-ramp shortens pretraining's windows; `gptkit {self.COMMAND}` trains on whole "
+                              "examples: leave it at 0")
         if self.lr <= 0:
             raise GptkitError(f"--lr must be positive, got {self.lr}")
         for name in ("beta1", "beta2", "dropout"):

@@ -32,6 +32,16 @@ def lr_at(step: int, max_lr: float, min_lr: float, warmup: int, total: int, sche
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - min_lr)
 
 
+def ramp_at(step: int, full: int, start: int, ramp: int) -> int:
+    """A size that grows with training (the batch's rows, the windows' length): ``start`` growing
+    linearly to ``full`` over ``ramp`` steps, in whole multiples of ``start`` so that few shapes are
+    ever run (a compiled model meets each once)."""
+    if step >= ramp:
+        return full
+    grown = start + (full - start) * step / ramp
+    return min(full, int(grown // start) * start)
+
+
 def optimizer_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict, dict]:
     """(tensors, json-able meta) holding the optimizer's whole state."""
     state = optimizer.state_dict()

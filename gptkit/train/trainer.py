@@ -46,6 +46,7 @@ from gptkit.train.optim import (
     optimizer_from_tensors,
     optimizer_state,
     optimizer_to_tensors,
+    ramp_at,
 )
 from gptkit.train.plot import plot_losses, read_metrics
 from gptkit.train_config import TrainConfig
@@ -149,6 +150,19 @@ class Trainer:
         return lr_at(self.step, cfg.lr, cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10,
                      cfg.warmup_steps, cfg.decay_steps or cfg.max_steps, cfg.schedule)
 
+    def _ramped(self, batch: Batch) -> Batch:
+        """The batch's first rows while --batch-ramp grows it (under torchrun, this rank's share of
+        them), and the first positions of its windows while --block-ramp lengthens them (pretraining's
+        windows: the validation checks that). The loader still draws whole batches, so a resumed run
+        draws what the uninterrupted one did."""
+        cfg = self.cfg
+        rows = ramp_at(self.step, cfg.batch_size, cfg.batch_ramp_start, cfg.batch_ramp)
+        keep = max(1, rows * len(batch[0]) // cfg.batch_size)
+        if cfg.block_ramp and self.step < cfg.block_ramp:
+            width = ramp_at(self.step, batch[0].shape[1], cfg.block_ramp_start, cfg.block_ramp)
+            return tuple(t[:keep, :width] for t in batch)
+        return tuple(t[:keep] for t in batch)
+
     def train_step(self) -> dict:
         """One optimizer step over ``grad_accum`` micro-batches; returns what the log records, the
         loss (this rank's) and gradient norm as device tensors (reading them would wait for the GPU)."""
@@ -162,7 +176,7 @@ class Trainer:
         if cfg.compile_mode == "reduce-overhead":  # a new step: the CUDA graphs' previous outputs may be reused
             torch.compiler.cudagraph_mark_step_begin()
         for i in range(cfg.grad_accum):
-            batch = self._to_device(self.train_batches.next_batch())
+            batch = self._to_device(self._ramped(self.train_batches.next_batch()))
             tokens += batch[0].numel() * distributed.world_size()
             with distributed.gradient_sync(self.wrapped, sync=i == cfg.grad_accum - 1):
                 with self._autocast():

@@ -15,6 +15,7 @@ from gptkit.train.optim import (
     make_optimizer,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    ramp_at,
 )
 from tests.conftest import tiny_model
 
@@ -55,17 +56,19 @@ def test_trained_checkpoint_loads_with_its_tokenizer(char_data, tmp_path):
     assert not model.training
 
 
-def test_resume_continues_the_same_run(char_data, tmp_path):
+@pytest.mark.parametrize("ramp", [{}, {"batch_ramp": 25, "batch_ramp_start": 2, "block_ramp": 25, "block_ramp_start": 8}],
+                         ids=["whole-batch", "ramped-batch-and-windows"])
+def test_resume_continues_the_same_run(char_data, tmp_path, ramp):
     full = tmp_path / "full"
-    pretrain(tiny_run(char_data, full, dropout=0.1), progress=False)
+    pretrain(tiny_run(char_data, full, dropout=0.1, **ramp), progress=False)
     part = tmp_path / "part"
-    pretrain(tiny_run(char_data, part, dropout=0.1, max_steps=30, save_every=20), progress=False)
+    pretrain(tiny_run(char_data, part, dropout=0.1, max_steps=30, save_every=20, **ramp), progress=False)
     # pretend the run died after its step-20 checkpoint (marking what it logged), then resume it
     (part / "latest").write_text("step-0000020\n")
     logged = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
     (part / "metrics.jsonl").write_text("".join(json.dumps({**r, "before": True, "time_s": 1000.0 + r["step"]}) + "\n"
                                                 for r in logged))
-    pretrain(tiny_run(char_data, part, dropout=0.1, resume=True), progress=False)
+    pretrain(tiny_run(char_data, part, dropout=0.1, resume=True, **ramp), progress=False)
     a = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
     b = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
     assert len(a) == len(b) == 30
@@ -88,6 +91,36 @@ def test_gradient_accumulation_matches_a_big_batch(char_data, tmp_path):
     # 2 micro-batches of 4 see the same 8 windows as one batch of 8 (the loader draws them in order).
     torch.testing.assert_close(first_step_weights(batch_size=8, grad_accum=1),
                                first_step_weights(batch_size=4, grad_accum=2), atol=1e-6, rtol=1e-5)
+
+
+def test_the_batch_ramps_up_in_multiples_of_its_start():
+    assert [ramp_at(s, 32, 8, 90) for s in (0, 29, 30, 59, 60, 89, 90, 10**6)] == [8, 8, 16, 16, 24, 24, 32, 32]
+    assert [ramp_at(s, 32, 8, 0) for s in (0, 5)] == [32, 32]  # no ramp
+    assert ramp_at(0, 12, 5, 10) == 5 and ramp_at(9, 12, 5, 10) == 10  # never past the batch
+
+
+def test_a_ramped_run_trains_on_the_first_rows_and_positions_of_each_batch(char_data, tmp_path):
+    cfg = tiny_run(char_data, tmp_path, batch_size=8, block_size=16, batch_ramp=4, batch_ramp_start=2, block_ramp=3,
+                   block_ramp_start=4)
+    loader = WindowLoader(char_data, "train", 16, 8, seed=cfg.seed)
+    trainer = Trainer(cfg, tiny_model(vocab_size=Tokenizer.load(char_data).vocab_size), Tokenizer.load(char_data), loader)
+    assert [trainer.train_step()["tokens"] for _ in range(6)] == [2 * 4, 2 * 8, 4 * 12, 6 * 16, 8 * 16, 8 * 16]
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"batch_ramp": 10, "batch_ramp_start": 16}, "--batch-ramp-start 16 is larger than --batch-size 8"),
+    ({"block_ramp": 10, "block_ramp_start": 64}, "--block-ramp-start 64 is longer than the windows of 32 tokens"),
+])
+def test_a_ramp_that_starts_above_its_end_is_refused(char_data, tmp_path, keys, message):
+    with pytest.raises(GptkitError, match=message):
+        pretrain(tiny_run(char_data, tmp_path, **keys), progress=False)
+
+
+def test_windows_ramp_only_in_pretraining():
+    from gptkit.train_config import DialogueTrainConfig
+
+    with pytest.raises(GptkitError, match="--block-ramp shortens pretraining's windows; `gptkit dialogue train`"):
+        DialogueTrainConfig(block_ramp=100).validate()
 
 
 def test_lr_schedule_warms_up_then_decays_to_min():
