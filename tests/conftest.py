@@ -18,24 +18,24 @@ from gptkit.tokenizer import Tokenizer
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
 
-# The files that take longest, the longest first (seconds each on a two-core machine at load 5 to 6, from
+# The files that take longest, the longest first (seconds each on a two-core machine at load 4 to 8, from
 # `--durations=0`; re-measure when a file gains slow tests). `make test` runs files on two workers, each
 # taking the next file as it runs short; xdist on its own orders files by their number of tests, which put
 # the few-test files of real processes (a minute each) last, one worker running them while the other
 # had nothing left to do. Longest first, the last files are the short ones and the workers end together.
 SLOWEST_FIRST = [
-    "tests/test_docs_examples.py",  # 202 (its documents two at a time: two cores' worth)
-    "tests/train/test_distributed.py",  # 76
-    "tests/serve/test_page.py",  # 49
-    "tests/train/test_kill_resume.py",  # 44
-    "tests/train/test_trainer.py",  # 43
-    "tests/cli/test_bad_inputs.py",  # 37
-    "tests/tokenizer/test_gpt2.py",  # 30
-    "tests/inference/test_generate.py",  # 21
-    "tests/finetune/test_distributed.py",  # 21
+    "tests/test_docs_examples.py",  # 137 (its documents two at a time: two cores' worth)
+    "tests/train/test_distributed.py",  # 56
+    "tests/serve/test_page.py",  # 38
+    "tests/train/test_trainer.py",  # 34
+    "tests/cli/test_bad_inputs.py",  # 30
+    "tests/finetune/test_distributed.py",  # 19
     "tests/cli/test_run_dir.py",  # 18
-    "tests/inference/test_engine.py",  # 17
-    "tests/serve/test_fuzz.py",  # 17
+    "tests/tokenizer/test_gpt2.py",  # 18
+    "tests/train/test_kill_resume.py",  # 17
+    "tests/finetune/test_cli.py",  # 16
+    "tests/serve/test_security.py",  # 14
+    "tests/corpus/test_dedup.py",  # 14
 ]
 
 
