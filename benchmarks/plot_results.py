@@ -74,17 +74,22 @@ def by_batch(results: str, png: str) -> None:
     print(f"wrote {png}")
 
 
-def loss_vs_time(png: str, *runs: str) -> None:
+def loss_vs_time(png: str, *runs: str, top: float | None = None) -> None:
+    """Each run's validation loss (and its training loss, faint, where logged) against seconds;
+    ``top`` cuts the y axis, so the first steps' loss does not flatten the rest."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     for run in runs:
         label, _, path = run.rpartition("=")
         rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-        line, = ax.plot([r["time_s"] for r in rows], [r["loss"] for r in rows], alpha=0.35, linewidth=0.8)
         val = [(r["time_s"], r["val_loss"]) for r in rows if "val_loss" in r]
-        ax.plot(*zip(*val), marker="o", color=line.get_color(), label=f"{label or path} (validation {val[-1][1]:.3f})")
+        line, = ax.plot(*zip(*val), marker="o", markersize=3, label=f"{label or path} (validation {val[-1][1]:.3f})")
+        train = [(r["time_s"], r["loss"]) for r in rows if "loss" in r]
+        if train:
+            ax.plot(*zip(*train), alpha=0.3, linewidth=0.6, color=line.get_color())
     ax.set_xlabel("seconds since the run began")
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title("Time to quality: training (faint) and validation loss")
+    ax.set_ylim(top=top)
+    ax.set_title("Time to quality: validation loss (training loss faint)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

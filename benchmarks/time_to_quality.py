@@ -1,8 +1,9 @@
 """Time to quality: gptkit's default job beside nanoGPT's CPU recipe, on the same data, in one run.
 
     python benchmarks/time_to_quality.py                      # ~8 minutes on 2 cores
-    python benchmarks/time_to_quality.py --rounds 2 --plot docs/img/time_to_quality_cpu.png
-    python benchmarks/time_to_quality.py --gptkit-args "--max-steps 800"   # any pretrain flags
+    python benchmarks/time_to_quality.py --plot docs/img/time_to_quality_cpu.png --gptkit default= \
+        --gptkit "before=--max-steps 1500 --lr 2e-3 --warmup-steps 100 --batch-ramp 0 --block-ramp 0 --eval-every 250 --eval-batches 20"
+    python benchmarks/time_to_quality.py --skip-nanogpt --gptkit "no-block-ramp=--block-ramp 0"   # an ablation
 
 nanoGPT runs as its README's CPU command for shakespeare_char (its `train.py` with the values of
 `config/train_shakespeare_char.py` and the README's overrides, as a process from ../shared/peers),
@@ -156,31 +157,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--peers", default=os.environ.get("PEERS", str(REPO.parent / "shared" / "peers")))
-    parser.add_argument("--gptkit-args", default="", help="extra `gptkit pretrain` flags (an ablation)")
-    parser.add_argument("--label", default="default", help="the gptkit run's name in the results")
+    parser.add_argument("--gptkit", action="append", default=[], metavar="LABEL=FLAGS",
+                        help="a gptkit run: its name and its `gptkit pretrain` flags (repeat it for an ablation); "
+                             "default: the default job, `default=`")
     parser.add_argument("--json", default="benchmarks/results/time_to_quality_cpu.jsonl")
-    parser.add_argument("--plot", help="a PNG of loss against seconds, both systems (the last round)")
+    parser.add_argument("--plot", help="a PNG of loss against seconds, every run of the last round")
     parser.add_argument("--skip-nanogpt", action="store_true", help="only gptkit (ablations against a known target)")
     args = parser.parse_args()
+    runs = [run.partition("=")[::2] for run in args.gptkit or ["default="]]
     work = Path(tempfile.mkdtemp(prefix="ttq-"))
     tokens, vocab_size = split_tokens(work)
     root = nanogpt_dir(work, Path(args.peers), tokens, vocab_size)
     for i in range(args.rounds):
         load = os.getloadavg()[0]
         nano = None if args.skip_nanogpt else run_nanogpt(root, work / "nanogpt.jsonl")
-        ours = run_gptkit(work / "gptkit", shlex.split(args.gptkit_args), work / "gptkit.jsonl")
-        result = {"benchmark": "time_to_quality", "round": i + 1, "gptkit": args.label,
-                  "gptkit_args": args.gptkit_args, "load_before": round(load, 2),
-                  "load_after": round(os.getloadavg()[0], 2), "gptkit_run": ours}
-        if nano:
-            target = nano["held_out_loss"]
-            to_target = reaches(ours["curve"], target)
-            result |= {"nanogpt_run": nano, "target": target, "gptkit_reaches_target_s": to_target,
-                       "ratio_to_nanogpt_wall": to_target and round(to_target / nano["wall_s"], 3)}
-        emit(result, args.json)
-        if args.plot and nano:
-            loss_vs_time(args.plot, f"nanoGPT's CPU recipe={work / 'nanogpt.jsonl'}",
-                         f"gptkit pretrain ({args.label})={work / 'gptkit.jsonl'}")
+        curves = [f"nanoGPT's CPU recipe={work / 'nanogpt.jsonl'}"] if nano else []
+        for label, flags in runs:
+            ours = run_gptkit(work / "gptkit", shlex.split(flags), work / f"gptkit-{label}.jsonl")
+            curves.append(f"gptkit, {label}={work / f'gptkit-{label}.jsonl'}")
+            result = {"benchmark": "time_to_quality", "round": i + 1, "gptkit": label, "gptkit_args": flags,
+                      "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2), "gptkit_run": ours}
+            if nano:
+                target = nano["held_out_loss"]
+                to_target = reaches(ours["curve"], target)
+                result |= {"nanogpt_run": nano, "target": target, "gptkit_reaches_target_s": to_target,
+                           "ratio_to_nanogpt_wall": to_target and round(to_target / nano["wall_s"], 3)}
+            emit(result, args.json)
+            load = os.getloadavg()[0]
+        if args.plot:
+            loss_vs_time(args.plot, *curves, top=3.0)
     shutil.rmtree(work)
 
 

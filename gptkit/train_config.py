@@ -82,21 +82,22 @@ class TrainConfig:
     init_from: str | None = knob(None, "Start from the weights of this model directory instead of random ones.")
     model: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"n_layer": 2} (config files only)
     # optimisation (AdamW, linear warmup then cosine decay to min_lr)
-    max_steps: int = knob(1500, "Optimizer steps to train for.")
+    max_steps: int = knob(2100, "Optimizer steps to train for.")
     batch_size: int = knob(32, "Examples per micro-batch of the whole job; under torchrun each process takes 1/world.")
-    batch_ramp: int = knob(0, "Steps over which the batch grows linearly from --batch-ramp-start examples to --batch-size, "
-                              "in multiples of the start, as GPT-3 ramped its batch: small batches learn more per token "
-                              "early on. 0: the whole batch from the first step.")
+    batch_ramp: int = knob(1500, "Steps over which the batch grows linearly from --batch-ramp-start examples to --batch-size, "
+                                 "in multiples of the start, as GPT-3 ramped its batch: small batches learn more per token "
+                                 "early on. 0 (or a start not below the batch): the whole batch from the first step.")
     batch_ramp_start: int = knob(8, "Examples per micro-batch at the first step of --batch-ramp.")
     block_size: int | None = knob(None, "Context length of the training windows. Default: the preset's.")
-    block_ramp: int = knob(0, "Steps over which the windows grow linearly from --block-ramp-start tokens to --block-size, "
-                              "in multiples of the start (sequence-length warmup: short windows learn faster per "
-                              "second early on). Pretraining only. 0: whole windows from the first step.")
+    block_ramp: int = knob(600, "Steps over which the windows grow linearly from --block-ramp-start tokens to --block-size, "
+                                "in multiples of the start (sequence-length warmup: short windows learn faster per "
+                                "second early on). Pretraining only. 0 (or a start not below the windows): whole windows "
+                                "from the first step.")
     block_ramp_start: int = knob(64, "Tokens per window at the first step of --block-ramp.")
     grad_accum: int = knob(1, "Micro-batches accumulated per optimizer step.")
-    lr: float = knob(2e-3, "Peak learning rate (after warmup, before the decay).")
+    lr: float = knob(3e-3, "Peak learning rate (after warmup, before the decay).")
     min_lr: float | None = knob(None, "Learning rate at the end of the cosine decay. Default: lr / 10.")
-    warmup_steps: int = knob(100, "Steps of linear warmup.")
+    warmup_steps: int = knob(50, "Steps of linear warmup.")
     decay_steps: int | None = knob(None, "Steps (from the start) of the cosine decay to min_lr, which then holds (GPT-3 "
                                          "decays over 260B of its 300B tokens). Default: max_steps.")
     schedule: Schedule = knob("cosine", "After the warmup: cosine decay to min_lr, or noam, lr x sqrt(warmup / step) "
@@ -114,9 +115,9 @@ class TrainConfig:
     compile_mode: CompileMode = knob("default", "torch.compile's mode, with --compile: reduce-overhead replays each step "
                                                 "as CUDA graphs (small models on a GPU).")
     fused_loss: bool = knob(True, "The loss chunk by chunk inside the model's forward, never the whole (B, T, vocab) logits.")
-    eval_every: int = knob(250, "Validate every N steps (0: only at the end).")
+    eval_every: int = knob(100, "Validate every N steps (0: only at the end).")
     log_every: int = knob(10, "Steps between reads of the loss from the GPU (every step is still logged).")
-    eval_batches: int = knob(20, "Validation batches per validation.")
+    eval_batches: int = knob(10, "Validation batches per validation.")
     save_every: int = knob(500, "Checkpoint every N steps (and always at the end).")
     keep_checkpoints: int = knob(2, "How many of the newest checkpoints to keep.")
     resume: bool = knob(False, "Continue the run in --out from its newest checkpoint, with its saved settings "
@@ -140,9 +141,6 @@ class TrainConfig:
             raise GptkitError("--resume continues the run in --out and --overwrite moves it aside: give one of them")
         if self.seed > SEED_MAX:
             raise GptkitError(f"--seed must be at most {SEED_MAX} (2**63 - 1), got {self.seed}")
-        if self.batch_ramp and self.batch_ramp_start > self.batch_size:
-            raise GptkitError(f"--batch-ramp-start {self.batch_ramp_start} is larger than --batch-size {self.batch_size}: "
-                              "the ramp grows the batch up to --batch-size")
         if self.block_ramp and self.COMMAND != "pretrain":
             raise GptkitError(f"--block-ramp shortens pretraining's windows; `gptkit {self.COMMAND}` trains on whole "
                               "examples: leave it at 0")
@@ -291,6 +289,8 @@ class FinetuneConfig(TrainConfig):
     init_from: str = knob(help="The pretrained model (a model or run directory).", flag="--model")
     out: str = knob(help="Directory for the best model, metrics.json and the training log.")
     lm_coef: float = knob(0.5, "λ, weight of the auxiliary LM loss.")
+    batch_ramp: int = 0  # GPT-1 fine-tunes on whole batches of whole examples
+    block_ramp: int = 0
     epochs: int = knob(3, "Passes over the training file.")
     clf_dropout: float = knob(0.1, "Dropout before the task head.")
     patience: int = knob(2, "Validations without improvement before stopping.")
@@ -350,6 +350,8 @@ class DialogueTrainConfig(TrainConfig):
                                                 "sessions are cut at a turn with one.")
     max_response_count: int | None = knob(1000, "Cut sessions at a response seen more than N times (DialoGPT: 1,000).")
     max_steps: int = 1000
+    batch_ramp: int = 0  # whole batches of whole examples
+    block_ramp: int = 0
     lr: float = 1e-3
     warmup_steps: int = 50
     sample_tokens: int = 0

@@ -35,8 +35,8 @@ def lr_at(step: int, max_lr: float, min_lr: float, warmup: int, total: int, sche
 def ramp_at(step: int, full: int, start: int, ramp: int) -> int:
     """A size that grows with training (the batch's rows, the windows' length): ``start`` growing
     linearly to ``full`` over ``ramp`` steps, in whole multiples of ``start`` so that few shapes are
-    ever run (a compiled model meets each once)."""
-    if step >= ramp:
+    ever run (a compiled model meets each once). A start not below ``full`` is no ramp."""
+    if step >= ramp or start >= full:
         return full
     grown = start + (full - start) * step / ramp
     return min(full, int(grown // start) * start)

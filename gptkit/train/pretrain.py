@@ -60,11 +60,7 @@ def training_window(cfg: TrainConfig, model: GPT) -> int:
         source = f"--init-from {cfg.init_from}" if cfg.init_from else f"the {cfg.preset} preset"
         raise GptkitError(f"--block-size {cfg.block_size} is longer than the context of {context} tokens of {source}; "
                           f"pick a preset with a longer context or give the model one in --config (model: {{block_size: N}})")
-    window = cfg.block_size or context
-    if cfg.block_ramp and cfg.block_ramp_start > window:
-        raise GptkitError(f"--block-ramp-start {cfg.block_ramp_start} is longer than the windows of {window} tokens: "
-                          "the ramp grows the windows up to --block-size")
-    return window
+    return cfg.block_size or context
 
 
 def pretrain(cfg: TrainConfig, progress: bool = True) -> PretrainResult:
