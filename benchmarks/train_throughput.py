@@ -78,7 +78,8 @@ def run(args) -> dict:
         cfg = TrainConfig(preset=args.preset, data=args.data, tokenizer="char" if "char" in args.preset else "gpt2",
                           out=args.out or str(Path(tmp) / "run"), parallel=args.parallel, max_steps=args.steps, batch_size=args.batch_size,
                           block_size=args.block_size, device=args.device, dtype=args.dtype, compile=args.compile,
-                          fused_loss=args.fused_loss, dropout=args.dropout, eval_every=0, save_every=0, sample_tokens=0, warmup_steps=5)
+                          fused_loss=args.fused_loss, dropout=args.dropout, eval_every=0, save_every=0, sample_tokens=0, warmup_steps=5,
+                          batch_ramp=0, block_ramp=0)  # every step at the shape measured
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()

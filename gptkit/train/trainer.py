@@ -54,6 +54,9 @@ from gptkit.train_config import TrainConfig
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[[GPT, Batch], torch.Tensor]
 log = logging.getLogger("gptkit")
+# The bar's time left is the Trainer's own: tqdm's assumes every step costs the same, and under the ramps
+# (--batch-ramp, --block-ramp) the last steps cost several times the first.
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 SHARDS = "distributed"  # a torchrun run's checkpoint: model + optimizer shards (torch.distributed.checkpoint)
 SHARDED_STATE = "training_state.json"  # ... and the rest of its training state
 
@@ -162,6 +165,16 @@ class Trainer:
             width = ramp_at(self.step, batch[0].shape[1], cfg.block_ramp_start, cfg.block_ramp)
             return tuple(t[:keep, :width] for t in batch)
         return tuple(t[:keep] for t in batch)
+
+    def step_cost(self, step: int) -> float:
+        """What step ``step`` costs as a share of a whole step: its rows and, under the window ramp,
+        its positions (pretraining's windows, the preset's context or --block-size)."""
+        cfg = self.cfg
+        rows = ramp_at(step, cfg.batch_size, cfg.batch_ramp_start, cfg.batch_ramp) / cfg.batch_size
+        if not cfg.block_ramp:
+            return rows
+        window = cfg.block_size or self.model.config.block_size
+        return rows * ramp_at(step, window, cfg.block_ramp_start, cfg.block_ramp) / window
 
     def train_step(self) -> dict:
         """One optimizer step over ``grad_accum`` micro-batches; returns what the log records, the
@@ -357,13 +370,16 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         # A bar closed on the way out, so an error after it stands on a line of its own.
-        with tqdm(total=cfg.max_steps, initial=self.step, desc=self.desc, unit="step",
+        with tqdm(total=cfg.max_steps, initial=self.step, desc=self.desc, unit="step", bar_format=BAR_FORMAT,
                   disable=not (self.progress and self.main), dynamic_ncols=True) as bar:
             val_loss, shown = None, {"val": "-"}
             pending: list[dict] = []
+            work_left, work_done = sum(self.step_cost(s) for s in range(self.step, cfg.max_steps)), 0.0
             t0 = self.started = time.perf_counter()
             while self.step < cfg.max_steps and not self.stop_requested:
+                cost = self.step_cost(self.step)
                 stats = self.train_step()
+                work_done, work_left = work_done + cost, work_left - cost
                 pending.append({"step": self.step, **stats})
                 bar.update(1)
                 last = self.step == cfg.max_steps
@@ -380,7 +396,9 @@ class Trainer:
                     save = save or self.stop_requested
                 self._check_finite(pending)
                 self._log(pending)
-                bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", **shown, tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}")
+                seconds_left = (time.perf_counter() - self.started) * max(0.0, work_left) / work_done
+                bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", **shown, tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}",
+                                left=tqdm.format_interval(seconds_left))
                 pending = []
                 if save:
                     self.save()

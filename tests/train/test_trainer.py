@@ -105,6 +105,8 @@ def test_a_ramped_run_trains_on_the_first_rows_and_positions_of_each_batch(char_
     loader = WindowLoader(char_data, "train", 16, 8, seed=cfg.seed)
     trainer = Trainer(cfg, tiny_model(vocab_size=Tokenizer.load(char_data).vocab_size), Tokenizer.load(char_data), loader)
     assert [trainer.train_step()["tokens"] for _ in range(6)] == [2 * 4, 2 * 8, 4 * 12, 6 * 16, 8 * 16, 8 * 16]
+    # what each step costs, as a share of a whole one: the progress bar's time left weighs steps by it
+    assert [trainer.step_cost(s) for s in range(5)] == [2 * 4 / 128, 2 * 8 / 128, 4 * 12 / 128, 6 * 16 / 128, 1.0]
 
 
 def test_a_ramp_that_starts_at_or_above_its_end_is_no_ramp(char_data, tmp_path):
