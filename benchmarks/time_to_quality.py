@@ -14,9 +14,10 @@ its own training length, no overlap, the mean next-character loss.
 
 Times are wall-clock seconds from the command's start, imports and data preparation included,
 because that is what a user waits for. Along the way nanoGPT's curve is its own validation estimate
-(20 random batches) and gptkit's its validation loss (20 fixed batches of the held-out plays), each
-at the moment it was logged; "reaches" is the first logged validation at or below nanoGPT's final
-score. Rounds alternate nanoGPT and gptkit; each round appends a line to the results file.
+(20 random batches) and gptkit's its validation loss (--eval-batches fixed batches of the held-out
+plays), each at the moment it was logged; "reaches" is the first logged validation at or below
+nanoGPT's final score. Each round runs nanoGPT, then each gptkit run, and appends a line a gptkit run
+to the results file.
 """
 
 from __future__ import annotations
