@@ -1,12 +1,13 @@
 """Time to quality: gptkit's default job beside nanoGPT's CPU recipe, on the same data, in one run.
 
-    python benchmarks/time_to_quality.py                      # ~8 minutes on 2 cores
-    python benchmarks/time_to_quality.py --plot docs/img/time_to_quality_cpu.png --gptkit default= \
+    python benchmarks/time_to_quality.py --nanogpt ~/nanoGPT            # ~8 minutes on 2 cores
+    python benchmarks/time_to_quality.py --nanogpt ~/nanoGPT --plot docs/img/time_to_quality_cpu.png --gptkit default= \
         --gptkit "before=--max-steps 1500 --lr 2e-3 --warmup-steps 100 --batch-ramp 0 --block-ramp 0 --eval-every 250 --eval-batches 20"
     python benchmarks/time_to_quality.py --skip-nanogpt --gptkit "no-block-ramp=--block-ramp 0"   # an ablation
 
 nanoGPT runs as its README's CPU command for shakespeare_char (its `train.py` with the values of
-`config/train_shakespeare_char.py` and the README's overrides, as a process from ../shared/peers),
+`config/train_shakespeare_char.py` and the README's overrides, as a process, from the nanoGPT
+checkout given as --nanogpt: its train.py, model.py and configurator.py are copied unchanged),
 gptkit as `gptkit pretrain` with its defaults. Both read the same tokens: the bundled Shakespeare as
 the default job splits it (three whole plays held out), written to nanoGPT's `train.bin` / `val.bin`.
 Each finished model is then scored the same way on the whole held-out split: every full window of
@@ -85,13 +86,13 @@ def split_tokens(work: Path) -> tuple[dict[str, np.ndarray], int]:
             for split in ("train", "val")}, corpus.vocab_size
 
 
-def nanogpt_dir(work: Path, peers: Path, tokens: dict[str, np.ndarray], vocab_size: int) -> Path:
+def nanogpt_dir(work: Path, checkout: Path, tokens: dict[str, np.ndarray], vocab_size: int) -> Path:
     """nanoGPT's three files (unchanged) and its data layout: train.bin, val.bin, meta.pkl."""
     root = work / "nanogpt"
     data = root / "data" / "shakespeare_char"
     data.mkdir(parents=True, exist_ok=True)
     for name in ("train.py", "model.py", "configurator.py"):
-        shutil.copy(peers / "nanogpt" / name, root / name)
+        shutil.copy(checkout / name, root / name)
     for split, ids in tokens.items():
         ids.astype(np.uint16).tofile(data / f"{split}.bin")
     with open(data / "meta.pkl", "wb") as f:
@@ -157,7 +158,7 @@ def reaches(curve: list[dict], target: float) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--peers", default=os.environ.get("PEERS", str(REPO.parent / "shared" / "peers")))
+    parser.add_argument("--nanogpt", type=Path, help="a nanoGPT checkout (train.py, model.py, configurator.py)")
     parser.add_argument("--gptkit", action="append", default=[], metavar="LABEL=FLAGS",
                         help="a gptkit run: its name and its `gptkit pretrain` flags (repeat it for an ablation); "
                              "default: the default job, `default=`")
@@ -165,10 +166,13 @@ def main() -> None:
     parser.add_argument("--plot", help="a PNG of loss against seconds, every run of the last round")
     parser.add_argument("--skip-nanogpt", action="store_true", help="only gptkit (ablations against a known target)")
     args = parser.parse_args()
+    if not args.skip_nanogpt and not (args.nanogpt and (args.nanogpt / "train.py").is_file()):
+        parser.error("--nanogpt DIR: a nanoGPT checkout holding train.py, model.py and configurator.py "
+                     "(git clone https://github.com/karpathy/nanoGPT), or --skip-nanogpt")
     runs = [run.partition("=")[::2] for run in args.gptkit or ["default="]]
     work = Path(tempfile.mkdtemp(prefix="ttq-"))
     tokens, vocab_size = split_tokens(work)
-    root = nanogpt_dir(work, Path(args.peers), tokens, vocab_size)
+    root = None if args.skip_nanogpt else nanogpt_dir(work, args.nanogpt, tokens, vocab_size)
     for i in range(args.rounds):
         load = os.getloadavg()[0]
         nano = None if args.skip_nanogpt else run_nanogpt(root, work / "nanogpt.jsonl")
