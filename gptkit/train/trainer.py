@@ -153,28 +153,30 @@ class Trainer:
         return lr_at(self.step, cfg.lr, cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10,
                      cfg.warmup_steps, cfg.decay_steps or cfg.max_steps, cfg.schedule)
 
-    def _ramped(self, batch: Batch) -> Batch:
-        """The batch's first rows while --batch-ramp grows it (under torchrun, this rank's share of
-        them), and the first positions of its windows while --block-ramp lengthens them (pretraining's
-        windows: the validation checks that). The loader still draws whole batches, so a resumed run
-        draws what the uninterrupted one did."""
+    def _shape_at(self, step: int, window: int) -> tuple[int, int]:
+        """(rows, positions) of step ``step``'s micro-batch, of a whole one of --batch-size windows of
+        ``window``: what --batch-ramp and --block-ramp (pretraining's windows) have grown them to."""
         cfg = self.cfg
-        rows = ramp_at(self.step, cfg.batch_size, cfg.batch_ramp_start, cfg.batch_ramp)
-        keep = max(1, rows * len(batch[0]) // cfg.batch_size)
-        if cfg.block_ramp and self.step < cfg.block_ramp:
-            width = ramp_at(self.step, batch[0].shape[1], cfg.block_ramp_start, cfg.block_ramp)
+        return (ramp_at(step, cfg.batch_size, cfg.batch_ramp_start, cfg.batch_ramp),
+                ramp_at(step, window, cfg.block_ramp_start, cfg.block_ramp))
+
+    def _ramped(self, batch: Batch) -> Batch:
+        """The batch's first rows and positions under the ramps (under torchrun, this rank's share of
+        the rows). The loader still draws whole batches, so a resumed run draws what the uninterrupted
+        one did."""
+        rows, width = self._shape_at(self.step, batch[0].shape[1])
+        keep = max(1, rows * len(batch[0]) // self.cfg.batch_size)
+        if width < batch[0].shape[1]:
             return tuple(t[:keep, :width] for t in batch)
         return tuple(t[:keep] for t in batch)
 
     def step_cost(self, step: int) -> float:
-        """What step ``step`` costs as a share of a whole step: its rows and, under the window ramp,
-        its positions (pretraining's windows, the preset's context or --block-size)."""
+        """What step ``step`` costs as a share of a whole step (the progress bar's time left weighs
+        steps by it). Only pretraining's windows ramp: the preset's context or --block-size."""
         cfg = self.cfg
-        rows = ramp_at(step, cfg.batch_size, cfg.batch_ramp_start, cfg.batch_ramp) / cfg.batch_size
-        if not cfg.block_ramp:
-            return rows
-        window = cfg.block_size or self.model.config.block_size
-        return rows * ramp_at(step, window, cfg.block_ramp_start, cfg.block_ramp) / window
+        window = (cfg.block_size or self.model.config.block_size) if cfg.block_ramp else 1
+        rows, width = self._shape_at(step, window)
+        return rows / cfg.batch_size * width / window
 
     def train_step(self) -> dict:
         """One optimizer step over ``grad_accum`` micro-batches; returns what the log records, the
