@@ -121,7 +121,7 @@ def run_nanogpt(root: Path, curve: Path) -> dict:
     return {"wall_s": round(wall, 1), "held_out_loss": round(float(score.stdout.split()[-1]), 4), "curve": rows}
 
 
-def run_gptkit(out: Path, extra: list[str], curve: Path) -> dict:
+def run_gptkit(out: Path, extra: list[str], curve: Path, held_out: np.ndarray) -> dict:
     """`gptkit pretrain` as a user runs it; its metrics' time_s counts from the training loop's start,
     which is when it wrote train_config.json, so the command's start-up is added back."""
     shutil.rmtree(out, ignore_errors=True)
@@ -134,14 +134,14 @@ def run_gptkit(out: Path, extra: list[str], curve: Path) -> dict:
     for r in rows:
         r["time_s"] = round(r["time_s"] + setup, 3)
     curve.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return {"wall_s": round(wall, 1), "held_out_loss": round(score_gptkit(out), 4), "setup_s": round(setup, 1),
+    return {"wall_s": round(wall, 1), "held_out_loss": round(score_gptkit(out, held_out), 4), "setup_s": round(setup, 1),
             "curve": [{k: r[k] for k in ("step", "time_s", "val_loss")} for r in rows if "val_loss" in r]}
 
 
-def score_gptkit(out: Path) -> float:
+def score_gptkit(out: Path, held_out: np.ndarray) -> float:
+    """As NANOGPT_SCORE scores nanoGPT's model: full windows of the run's length, no overlap."""
     model = load_model(out).eval()
-    data = np.concatenate([np.asarray(open_shard(p)) for p, _ in
-                           Corpus(out / "data" / "char").shards("val")]).astype(np.int64)
+    data = held_out.astype(np.int64)
     block = json.loads((out / "train_config.json").read_text())["block_size"] or model.config.block_size
     n = (len(data) - 1) // block
     x = torch.from_numpy(data[:n * block]).view(n, block)
@@ -178,7 +178,7 @@ def main() -> None:
         nano = None if args.skip_nanogpt else run_nanogpt(root, work / "nanogpt.jsonl")
         curves = [f"nanoGPT's CPU recipe={work / 'nanogpt.jsonl'}"] if nano else []
         for label, flags in runs:
-            ours = run_gptkit(work / "gptkit", shlex.split(flags), work / f"gptkit-{label}.jsonl")
+            ours = run_gptkit(work / "gptkit", shlex.split(flags), work / f"gptkit-{label}.jsonl", tokens["val"])
             curves.append(f"gptkit, {label}={work / f'gptkit-{label}.jsonl'}")
             result = {"benchmark": "time_to_quality", "round": i + 1, "gptkit": label, "gptkit_args": flags,
                       "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2), "gptkit_run": ours}
