@@ -48,6 +48,20 @@ class KVCache:
         self.ring_len = -(-(window - 1) // block_len) + 1 if window else 0  # blocks: >= window - 1 back, and the newest
         self.ring_blocks = rings * self.ring_len
         self.kb, self.vb = (pool(banded.count(True), self.ring_blocks, *shape) for _ in range(2))
+        self.gathered: list[torch.Tensor] = [self.k.new_empty(0), self.v.new_empty(0)]  # see ``gather_buffers``
+
+    def gather_buffers(self, slots: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Two buffers of ``slots`` positions that every layer of a forward pass gathers its keys and
+        values into, reused pass after pass; None where autograd may save them (fresh ones then).
+        Why: a fresh gather of many keys is a fresh large allocation per layer, which the CPU's
+        allocator maps and unmaps each time, so its page faults cost more than the copy (8x at
+        64 rows x 200 keys of GPT-2)."""
+        if torch.is_grad_enabled():
+            return None
+        need = slots * self.k[0, 0].numel()
+        if self.gathered[0].numel() < need:  # doubling: a batch whose keys grow a position a step rarely reallocates
+            self.gathered = [buf.new_empty(max(need, 2 * buf.numel())) for buf in self.gathered]
+        return self.gathered[0][:need], self.gathered[1][:need]
 
     @property
     def blocks(self) -> range:
@@ -132,8 +146,9 @@ class Pages:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write a dense layer's k, v (B, nh, T, hd) at their slots; its keys and values (B, nh, S, hd)."""
-        i = self.cache.index[layer]
-        return store(self.cache.k[i], k, self.write, self.read), store(self.cache.v[i], v, self.write, self.read)
+        i, out = self.cache.index[layer], self.cache.gather_buffers(self.read.numel()) or (None, None)
+        return (store(self.cache.k[i], k, self.write, self.read, out[0]),
+                store(self.cache.v[i], v, self.write, self.read, out[1]))
 
     def update_band(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A banded layer's keys and values (B, nh, W-1+T, hd): the ``window - 1`` positions before the
@@ -149,16 +164,19 @@ class Pages:
 
 
 def store(pool: torch.Tensor, new: torch.Tensor | None, write: torch.Tensor | None,
-          read: torch.Tensor | None) -> torch.Tensor | None:
+          read: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor | None:
     """Write ``new`` (B, nh, T, hd) at slots ``write`` (B, T) of one layer's pool (slots, nh, hd),
-    then read slots ``read`` (B, S) as (B, nh, S, hd) (index_select: advanced indexing is 60x slower)."""
+    then read slots ``read`` (B, S) as (B, nh, S, hd) (index_select: advanced indexing is 60x slower),
+    into ``out`` (as many elements) if given."""
     _, nh, hd = pool.shape
     if new is not None:
         B, _, T, _ = new.shape
         pool.index_copy_(0, write.reshape(-1), new.transpose(1, 2).reshape(B * T, nh, hd).to(pool.dtype))
     if read is None:
         return None
-    return pool.index_select(0, read.reshape(-1)).view(read.shape[0], -1, nh, hd).transpose(1, 2)
+    index = read.reshape(-1)
+    got = pool.index_select(0, index) if out is None else torch.index_select(pool, 0, index, out=out.view(-1, nh, hd))
+    return got.view(read.shape[0], -1, nh, hd).transpose(1, 2)
 
 
 class RowCache:

@@ -71,6 +71,21 @@ def test_memory_follows_the_tokens_in_use():
     assert len(engine.blocks.free) + len(engine.blocks.idle) == engine.cache.n_blocks
 
 
+def test_every_layer_and_step_gathers_keys_into_the_same_two_buffers_and_autograd_gets_fresh_ones():
+    model = tiny_model()
+    engine = Engine(model, max_batch=2)
+    cache = engine.cache
+    with torch.no_grad():
+        first = cache.gather_buffers(100)
+        assert [b.data_ptr() for b in cache.gather_buffers(60)] == [b.data_ptr() for b in first]  # reused
+        assert cache.gather_buffers(150)[0].numel() == 150 * model.config.n_embd  # grown (to 200 positions)
+    grown = list(cache.gathered)
+    engine.run([Sequence([1, 2, 3], GREEDY), Sequence(list(range(4, 30)), GREEDY)])  # at most 2 x 38 keys a layer
+    assert all(now is before for now, before in zip(cache.gathered, grown))  # no pass reallocated them
+    with torch.enable_grad():
+        assert cache.gather_buffers(10) is None  # a buffer autograd saved must not be overwritten
+
+
 def test_a_sequence_waits_until_the_cache_can_promise_its_blocks():
     model = tiny_model()
     engine = Engine(model, max_batch=4, kv_cache_tokens=64)  # one whole context
