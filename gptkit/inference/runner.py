@@ -49,8 +49,9 @@ class Runner:
         new_t = torch.tensor(new)
         pos = torch.tensor([s.cached for s in seqs])[:, None] + torch.arange(T)  # (n, T)
         real = (torch.arange(T) < new_t[:, None]).to(device) if min(new) < T else None
+        first = seqs[0].blocks[0] * self.cache.block_len if n == 1 and _consecutive(seqs[0].blocks) else None
         pages = self.cache.pages(self._table(seqs, max(len(s.blocks) for s in seqs)).to(device), pos.to(device),
-                                 real, max(len(s.tokens) for s in seqs), self._rings(seqs))
+                                 real, max(len(s.tokens) for s in seqs), self._rings(seqs), first)
         with sdpa_kernel(PREFILL_BACKENDS) if T > 1 else contextlib.nullcontext():
             hidden = self.model(ids.to(device), kv_cache=pages, return_hidden=True)  # (n, T, n_embd)
         return self.model.lm_head(hidden[torch.arange(n), new_t - 1])  # only each row's last token
@@ -83,6 +84,11 @@ class Runner:
             step.ring.fill_(ZERO_BLOCK)
             step.ring[:n] = self._rings(seqs)
         return step.run()[:n]
+
+
+def _consecutive(blocks: list[int]) -> bool:
+    """Whether the blocks follow one another in the pool (a lone sequence's usually do)."""
+    return blocks[-1] - blocks[0] == len(blocks) - 1 and blocks == list(range(blocks[0], blocks[-1] + 1))
 
 
 class StaticStep:

@@ -78,13 +78,15 @@ class KVCache:
         return 2 * self.k[0, 0].numel() * self.k.dtype.itemsize * self.k.shape[0]
 
     def pages(self, table: torch.Tensor, input_pos: torch.Tensor, real: torch.Tensor | None = None,
-              n_keys: int | None = None, ring: torch.Tensor | None = None) -> Pages:
+              n_keys: int | None = None, ring: torch.Tensor | None = None, first_slot: int | None = None) -> Pages:
         """Where a forward pass writes its T new tokens and what it reads (see Pages).
 
         table (B, max_blocks) block ids; input_pos (B, T) or shared (T,) positions of the new tokens
         (consecutive in a row); real (B, T) marks the real ones (padding writes to the trash block);
         the rows read keys at positions [0, n_keys), by default as far as the table reaches (fixed
-        shapes: CUDA graphs); ring (B, ring_len) each row's ring blocks, for banded layers.
+        shapes: CUDA graphs); ring (B, ring_len) each row's ring blocks, for banded layers;
+        first_slot: where the keys of a single row sit when its blocks are consecutive (they are then
+        read in place: no copy, which for one long conversation is most of a step's memory traffic).
         """
         B, L = table.shape[0], self.block_len
         input_pos = input_pos.expand(B, -1) if input_pos.dim() == 1 else input_pos
@@ -98,7 +100,8 @@ class KVCache:
         read = table[:, s // L] * L + s % L  # (B, S): the slot of each position
         read = torch.where(s < end[:, None], read, ZERO_BLOCK * L)
         band = None if ring is None else self._band(ring, input_pos, real, end)
-        return Pages(self, write, read, torch.minimum(input_pos, end[:, None] - 1), band)
+        return Pages(self, write, read, torch.minimum(input_pos, end[:, None] - 1), band,
+                     first_slot if B == 1 else None)
 
     def _band(self, ring: torch.Tensor, input_pos: torch.Tensor, real: torch.Tensor | None, end: torch.Tensor) -> Band:
         L, R = self.block_len, ring.shape[1]
@@ -139,6 +142,7 @@ class Pages:
     read: torch.Tensor
     positions: torch.Tensor
     band: Band | None = None
+    first_slot: int | None = None  # the one row's keys are slots [first_slot, first_slot + n_keys): read in place
 
     @property
     def n_keys(self) -> int:
@@ -146,7 +150,13 @@ class Pages:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write a dense layer's k, v (B, nh, T, hd) at their slots; its keys and values (B, nh, S, hd)."""
-        i, out = self.cache.index[layer], self.cache.gather_buffers(self.read.numel()) or (None, None)
+        i = self.cache.index[layer]
+        if self.first_slot is not None:
+            pools = self.cache.k[i], self.cache.v[i]
+            for pool, new in zip(pools, (k, v)):
+                store(pool, new, self.write, None)
+            return tuple(p[self.first_slot: self.first_slot + self.n_keys][None].transpose(1, 2) for p in pools)
+        out = self.cache.gather_buffers(self.read.numel()) or (None, None)
         return (store(self.cache.k[i], k, self.write, self.read, out[0]),
                 store(self.cache.v[i], v, self.write, self.read, out[1]))
 

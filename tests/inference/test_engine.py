@@ -86,6 +86,15 @@ def test_every_layer_and_step_gathers_keys_into_the_same_two_buffers_and_autogra
         assert cache.gather_buffers(10) is None  # a buffer autograd saved must not be overwritten
 
 
+def test_a_lone_sequence_reads_its_keys_in_place_and_decodes_as_without_a_cache():
+    model = tiny_model()
+    engine = Engine(model, max_batch=1)
+    seq = Sequence(list(range(1, 40)), GREEDY)
+    engine.run([seq])
+    assert engine.cache.gathered[0].numel() == 0  # its blocks were consecutive: nothing was gathered
+    assert seq.generated == generate_ids(model, [seq.prompt], GREEDY, 0, use_cache=False)[0]
+
+
 def test_a_sequence_waits_until_the_cache_can_promise_its_blocks():
     model = tiny_model()
     engine = Engine(model, max_batch=4, kv_cache_tokens=64)  # one whole context
