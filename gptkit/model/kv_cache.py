@@ -53,9 +53,9 @@ class KVCache:
     def gather_buffers(self, slots: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Two buffers of ``slots`` positions that every layer of a forward pass gathers its keys and
         values into, reused pass after pass; None where autograd may save them (fresh ones then).
-        Why: a fresh gather of many keys is a fresh large allocation per layer, which the CPU's
-        allocator maps and unmaps each time, so its page faults cost more than the copy (8x at
-        64 rows x 200 keys of GPT-2)."""
+        Why: past 32 MB a fresh gather per layer is mapped and unmapped by glibc's allocator each
+        time, and its page faults cost more than the copy (a decode step of GPT-2 at 64 rows x 200
+        keys took 1.65x as long: benchmarks/decode_step.py)."""
         if torch.is_grad_enabled():
             return None
         need = slots * self.k[0, 0].numel()
