@@ -88,7 +88,7 @@ class Runner:
 
 def _consecutive(blocks: list[int]) -> bool:
     """Whether the blocks follow one another in the pool (a lone sequence's usually do)."""
-    return blocks[-1] - blocks[0] == len(blocks) - 1 and blocks == list(range(blocks[0], blocks[-1] + 1))
+    return blocks == list(range(blocks[0], blocks[0] + len(blocks)))
 
 
 class StaticStep:

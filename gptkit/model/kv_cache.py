@@ -85,8 +85,8 @@ class KVCache:
         (consecutive in a row); real (B, T) marks the real ones (padding writes to the trash block);
         the rows read keys at positions [0, n_keys), by default as far as the table reaches (fixed
         shapes: CUDA graphs); ring (B, ring_len) each row's ring blocks, for banded layers;
-        first_slot: where the keys of a single row sit when its blocks are consecutive (they are then
-        read in place: no copy, which for one long conversation is most of a step's memory traffic).
+        first_slot: with a single row (B = 1) whose blocks are consecutive, the slot of its first key:
+        its keys are then read in place, no copy.
         """
         B, L = table.shape[0], self.block_len
         input_pos = input_pos.expand(B, -1) if input_pos.dim() == 1 else input_pos
@@ -100,8 +100,7 @@ class KVCache:
         read = table[:, s // L] * L + s % L  # (B, S): the slot of each position
         read = torch.where(s < end[:, None], read, ZERO_BLOCK * L)
         band = None if ring is None else self._band(ring, input_pos, real, end)
-        return Pages(self, write, read, torch.minimum(input_pos, end[:, None] - 1), band,
-                     first_slot if B == 1 else None)
+        return Pages(self, write, read, torch.minimum(input_pos, end[:, None] - 1), band, first_slot)
 
     def _band(self, ring: torch.Tensor, input_pos: torch.Tensor, real: torch.Tensor | None, end: torch.Tensor) -> Band:
         L, R = self.block_len, ring.shape[1]
