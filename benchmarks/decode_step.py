@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from report import emit, results_so_far
+
 VARIANTS = {"reused": {}, "fresh": {"fresh_gathers": True}, "in place": {}, "gathered": {"no_in_place": True}}
 
 
@@ -80,8 +82,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="Times each variant runs (alternating).")
     p.add_argument("--quantize", choices=["none", "int8"], default="none")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", help="Append the rows here (JSON lines).")
+    p.add_argument("--out", help="Append the rows here (JSON lines; written atomically, see report.emit).")
     args = p.parse_args()
+    if args.out:
+        results_so_far(args.out)
     rows = []
     for shape in args.shapes:
         batch, prompt = (int(x) for x in shape.split("x"))
@@ -96,7 +100,7 @@ def main() -> None:
                    "median_ms": statistics.median(r["median_ms"] for r in results[variant]),
                    "rounds": results[variant], "load_avg": round(os.getloadavg()[0], 2)}
             rows.append(row)
-            print(json.dumps(row), flush=True)
+            emit(row, args.out)
     print("\n| rows x prompt tokens | cache reads | decode step, ms (median) | least | x the plain way |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
@@ -104,9 +108,6 @@ def main() -> None:
                      and r["variant"] in ("fresh", "gathered"))
         print(f"| {row['batch']} x {row['prompt']} | {row['variant']} | {row['median_ms']:.1f} | {row['min_ms']:.1f} "
               f"| {plain['median_ms'] / row['median_ms']:.2f}x |")
-    if args.out:
-        with open(args.out, "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
 
 
 if __name__ == "__main__":
