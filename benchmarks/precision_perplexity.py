@@ -1,6 +1,6 @@
 """What each inference precision costs: perplexity on the bundled held-out plays, fp32 vs bf16 vs int8 vs int4.
 
-    gptkit pretrain --max-steps 1500 --lr 2e-3 --warmup-steps 100 --batch-ramp 0 --block-ramp 0 \
+    gptkit pretrain --optimizer adamw --max-steps 1500 --lr 2e-3 --warmup-steps 100 --batch-ramp 0 --block-ramp 0 \
                     --out /tmp/ppl-model --quiet    # the model measured: the default job until issue 27
     python benchmarks/precision_perplexity.py /tmp/ppl-model --out benchmarks/results/precision_perplexity_cpu.json
 

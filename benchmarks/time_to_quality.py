@@ -1,8 +1,10 @@
 """Time to quality: gptkit's default job beside nanoGPT's CPU recipe, on the same data, in one run.
 
-    python benchmarks/time_to_quality.py --nanogpt ~/nanoGPT            # ~8 minutes on 2 cores
+    python benchmarks/time_to_quality.py --nanogpt ~/nanoGPT            # ~6 minutes on 2 cores
     python benchmarks/time_to_quality.py --nanogpt ~/nanoGPT --plot docs/img/time_to_quality_cpu.png --gptkit default= \
-        --gptkit "before=--max-steps 1500 --lr 2e-3 --warmup-steps 100 --batch-ramp 0 --block-ramp 0 --eval-every 250 --eval-batches 20"
+        --gptkit "adamw=--optimizer adamw" \
+        --gptkit "stop30=--optimizer adamw --max-steps 2100 --batch-ramp 1500 --block-ramp 600" \
+        --gptkit "before=--optimizer adamw --max-steps 1500 --lr 2e-3 --warmup-steps 100 --batch-ramp 0 --eval-every 250 --eval-batches 20"
     python benchmarks/time_to_quality.py --skip-nanogpt --gptkit "no-block-ramp=--block-ramp 0"   # an ablation
 
 nanoGPT runs as its README's CPU command for shakespeare_char (its `train.py` with the values of

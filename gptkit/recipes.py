@@ -145,7 +145,7 @@ def recipe_keys(name: str, command: str, given: dict, train_tokens: Callable[[],
     keys = {"preset": recipe.preset, "block_size": recipe.block_size, "grad_accum": 1, "lr": recipe.lr,
             "weight_decay": recipe.weight_decay, "beta1": recipe.beta1, "beta2": recipe.beta2,
             "grad_clip": recipe.grad_clip, "dropout": recipe.dropout, "schedule": recipe.schedule, "batch_ramp": 0,
-            "block_ramp": 0}
+            "block_ramp": 0, "optimizer": "adamw"}
     run = {**keys, **given}
     # Follow the run's own lr and context: GPT-3 decays to 10% of the lr used, and its batch is in tokens.
     keys["min_lr"] = round(recipe.min_lr_ratio * run["lr"], 15)

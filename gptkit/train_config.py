@@ -31,17 +31,20 @@ Parallel = Literal["ddp", "fsdp"]  # how a torchrun job splits the work: replica
 # torch.compile's modes; reduce-overhead replays the step as CUDA graphs (small models are launch-bound)
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]  # gptkit.device's autocast precisions
+Optimizer = Literal["muon", "adamw"]  # gptkit.train.optim.make_optimizer
 Schedule = Literal["cosine", "noam"]  # the learning rate after its linear warmup (gptkit.train.optim.lr_at)
 Task = Literal["classify", "entail", "similarity", "choice"]  # GPT-1's input transformations
 
 # (field, lowest value, type) of every numeric knob; OPTIONAL ones may be None (a default decides).
 LIMITS = (("max_steps", 1, int), ("batch_size", 1, int), ("batch_ramp", 0, int), ("batch_ramp_start", 1, int),
           ("block_size", 1, int), ("block_ramp", 0, int), ("block_ramp_start", 1, int), ("grad_accum", 1, int),
-          ("lr", 0, float), ("min_lr", 0, float), ("warmup_steps", 0, int), ("decay_steps", 1, int),
+          ("lr", 0, float), ("muon_lr", 0, float), ("min_lr", 0, float), ("warmup_steps", 0, int), ("decay_steps", 1, int),
           ("weight_decay", 0, float),
           ("beta1", 0, float), ("beta2", 0, float), ("grad_clip", 0, float), ("dropout", 0, float),
           ("seed", 0, int), ("eval_every", 0, int), ("eval_batches", 1, int), ("save_every", 0, int),
           ("keep_checkpoints", 1, int), ("sample_tokens", 0, int), ("log_every", 1, int))
+# What a run saved before a knob existed trained with: resumed, it goes on so, not with today's default.
+BEFORE_KNOB = {"optimizer": "adamw", "batch_ramp": 0, "block_ramp": 0}
 SEED_MAX = 2**63 - 1  # torch's generators take 64 bits; the ranks' seeds add to it
 OPTIONAL = {"block_size", "min_lr", "dropout", "max_steps", "warmup_steps", "decay_steps", "eval_every"}
 
@@ -81,21 +84,27 @@ class TrainConfig:
     out: str = knob("runs/shakespeare", "Run directory for checkpoints, metrics and the loss curve.")
     init_from: str | None = knob(None, "Start from the weights of this model directory instead of random ones.")
     model: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"n_layer": 2} (config files only)
-    # optimisation (AdamW, linear warmup then cosine decay to min_lr)
-    max_steps: int = knob(2100, "Optimizer steps to train for.")
+    # optimisation (Muon and AdamW, or AdamW alone; linear warmup then cosine decay to min_lr)
+    optimizer: Optimizer = knob("muon", "muon: Muon (momentum made orthogonal by Newton-Schulz; Jordan et al. 2024) for the "
+                                        "blocks' weight matrices, AdamW for the embeddings, biases and gains: about 2x "
+                                        "less training to the same loss (docs/pretraining.md). adamw: AdamW for all, as "
+                                        "the GPT papers trained.")
+    max_steps: int = knob(1000, "Optimizer steps to train for.")
     batch_size: int = knob(32, "Examples per micro-batch of the whole job; under torchrun each process takes 1/world.")
-    batch_ramp: int = knob(1500, "Steps over which the batch grows linearly from --batch-ramp-start examples to --batch-size, "
+    batch_ramp: int = knob(600, "Steps over which the batch grows linearly from --batch-ramp-start examples to --batch-size, "
                                  "in multiples of the start, as GPT-3 ramped its batch: small batches learn more per token "
                                  "early on. 0 (or a start not below the batch): the whole batch from the first step.")
     batch_ramp_start: int = knob(8, "Examples per micro-batch at the first step of --batch-ramp.")
     block_size: int | None = knob(None, "Context length of the training windows. Default: the preset's.")
-    block_ramp: int = knob(600, "Steps over which the windows grow linearly from --block-ramp-start tokens to --block-size, "
-                                "in multiples of the start (sequence-length warmup: short windows learn faster per "
-                                "second early on). Pretraining only. 0 (or a start not below the windows): whole windows "
-                                "from the first step.")
+    block_ramp: int = knob(0, "Steps over which the windows grow linearly from --block-ramp-start tokens to --block-size, "
+                                "in multiples of the start (sequence-length warmup). Pretraining only. 0 (the default: "
+                                "with Muon it no longer pays, and the positions past the short windows stay untrained "
+                                "until they grow), or a start not below the windows: whole windows from the first step.")
     block_ramp_start: int = knob(64, "Tokens per window at the first step of --block-ramp.")
     grad_accum: int = knob(1, "Micro-batches accumulated per optimizer step.")
     lr: float = knob(3e-3, "Peak learning rate (after warmup, before the decay).")
+    muon_lr: float = knob(9e-3, "Muon's peak learning rate, in AdamW's units (each matrix's is scaled by 0.2 sqrt(its "
+                                "larger side)); it follows --lr's warmup and decay.")
     min_lr: float | None = knob(None, "Learning rate at the end of the cosine decay. Default: lr / 10.")
     warmup_steps: int = knob(50, "Steps of linear warmup.")
     decay_steps: int | None = knob(None, "Steps (from the start) of the cosine decay to min_lr, which then holds (GPT-3 "
@@ -115,9 +124,9 @@ class TrainConfig:
     compile_mode: CompileMode = knob("default", "torch.compile's mode, with --compile: reduce-overhead replays each step "
                                                 "as CUDA graphs (small models on a GPU).")
     fused_loss: bool = knob(True, "The loss chunk by chunk inside the model's forward, never the whole (B, T, vocab) logits.")
-    eval_every: int = knob(100, "Validate every N steps (0: only at the end).")
+    eval_every: int = knob(50, "Validate every N steps (0: only at the end).")
     log_every: int = knob(10, "Steps between reads of the loss from the GPU (every step is still logged).")
-    eval_batches: int = knob(10, "Validation batches per validation.")
+    eval_batches: int = knob(5, "Validation batches per validation.")
     save_every: int = knob(500, "Checkpoint every N steps (and always at the end).")
     keep_checkpoints: int = knob(2, "How many of the newest checkpoints to keep.")
     resume: bool = knob(False, "Continue the run in --out from its newest checkpoint, with its saved settings "
@@ -146,6 +155,8 @@ class TrainConfig:
                               "examples: leave it at 0")
         if self.lr <= 0:
             raise GptkitError(f"--lr must be positive, got {self.lr}")
+        if self.optimizer == "muon" and self.muon_lr <= 0:
+            raise GptkitError(f"--muon-lr must be positive, got {self.muon_lr} (or train with --optimizer adamw)")
         for name in ("beta1", "beta2", "dropout"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
@@ -206,7 +217,7 @@ class TrainConfig:
             saved = Path(out) / TRAIN_CONFIG
             if not saved.is_file():
                 raise GptkitError(f"--resume: {out} holds no run to resume ({TRAIN_CONFIG} is missing); start it without --resume")
-            saved_keys = read_json(saved, fix="start the run again without --resume")
+            saved_keys = {**BEFORE_KNOB, **read_json(saved, fix="start the run again without --resume")}
             keys.update({k: v for k, v in saved_keys.items() if k not in ("resume", "overwrite")})
         if config_file:
             keys.update(cls.from_file(config_file))
@@ -291,6 +302,7 @@ class FinetuneConfig(TrainConfig):
     lm_coef: float = knob(0.5, "λ, weight of the auxiliary LM loss.")
     batch_ramp: int = 0  # GPT-1 fine-tunes on whole batches of whole examples
     block_ramp: int = 0
+    optimizer: Optimizer = "adamw"  # GPT-1 fine-tuned with Adam
     epochs: int = knob(3, "Passes over the training file.")
     clf_dropout: float = knob(0.1, "Dropout before the task head.")
     patience: int = knob(2, "Validations without improvement before stopping.")
@@ -352,6 +364,9 @@ class DialogueTrainConfig(TrainConfig):
     max_steps: int = 1000
     batch_ramp: int = 0  # whole batches of whole examples
     block_ramp: int = 0
+    optimizer: Optimizer = "adamw"  # as DialoGPT trained
+    eval_every: int = 100
+    eval_batches: int = 10
     lr: float = 1e-3
     warmup_steps: int = 50
     sample_tokens: int = 0

@@ -176,8 +176,18 @@ def from_main(value):
 
 
 def full_tensor(value: torch.Tensor) -> torch.Tensor:
-    """A DTensor (FSDP's gradient norm) as the plain tensor it stands for."""
+    """A DTensor (FSDP's gradient norm, a sharded matrix) as the plain tensor it stands for."""
     return value.full_tensor() if hasattr(value, "full_tensor") else value
+
+
+def shard_like(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A whole tensor that every rank holds, as this rank's shard of a DTensor placed as ``like`` (a
+    plain ``like``: ``value`` as it is). No communication: each rank cuts out its own part."""
+    if not hasattr(like, "device_mesh"):
+        return value
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(value, like.device_mesh, like.placements, src_data_rank=None)
 
 
 def barrier() -> None:

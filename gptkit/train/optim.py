@@ -1,5 +1,6 @@
-"""AdamW with decay on matrices only, the learning-rate schedule, and (de)serialising optimizer
-state as plain tensors + JSON so checkpoints never need pickle."""
+"""The optimizers (AdamW with decay on matrices only, or Muon for the blocks' matrices beside it),
+the learning-rate schedule, and (de)serialising optimizer state as plain tensors + JSON so
+checkpoints never need pickle."""
 
 from __future__ import annotations
 
@@ -8,16 +9,88 @@ import math
 import torch
 import torch.nn as nn
 
+from gptkit.train.distributed import full_tensor, shard_like
+
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float],
-                   device_type: str) -> torch.optim.AdamW:
-    """Weight decay on weight matrices and embeddings; none on biases and LayerNorm gains."""
-    params = [p for p in model.parameters() if p.requires_grad]
+                   device_type: str, muon_lr: float | None = None) -> torch.optim.AdamW:
+    """AdamW, with weight decay on weight matrices and embeddings and none on biases and LayerNorm
+    gains; with ``muon_lr``, the blocks' weight matrices take Muon's update instead (MuonAdamW)."""
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    muon = [p for name, p in params if muon_lr is not None and p.dim() == 2 and is_block_matrix(name)]
+    taken = {id(p) for p in muon}
+    rest = [p for _, p in params if id(p) not in taken]
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == "cuda")
+    if not muon:
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == "cuda")
+    groups.append({"params": muon, "weight_decay": weight_decay, "muon": True, "lr_scale": muon_lr / lr})
+    return MuonAdamW(groups, lr=lr, betas=betas)
+
+
+def is_block_matrix(name: str) -> bool:
+    """A Transformer block's weight matrix (attention and MLP), what Muon is for; not the embeddings,
+    the tied output layer or a fine-tuning head."""
+    return name.startswith("h.") or ".h." in name
+
+
+class MuonAdamW(torch.optim.AdamW):
+    """AdamW, except for the groups marked ``muon``, which take Muon's update (Jordan et al. 2024): SGD
+    momentum (Nesterov) made orthogonal by a Newton-Schulz iteration, as torch.optim.Muon. One optimizer,
+    so checkpoints, torch.distributed.checkpoint and the grad scaler treat it like AdamW.
+
+    torch.optim.Muon runs the iteration in bf16, which CPUs without bf16 matrix units take ~20x longer
+    over than fp32; here it runs in bf16 on GPUs and in fp32 elsewhere. The learning rate is in AdamW's
+    units: each matrix's is scaled by 0.2 sqrt(its larger side) (torch's ``match_rms_adamw``). A group's
+    ``lr_scale`` is its multiple of the schedule's lr."""
+
+    MOMENTUM = 0.95
+    NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # the quintic of torch.optim.Muon and Keller Jordan's Muon
+    NS_STEPS = 5
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        groups = self.param_groups
+        for group in groups:
+            if group.get("muon"):
+                self._muon_step(group)
+        self.param_groups = [group for group in groups if not group.get("muon")]  # AdamW's step: the rest
+        try:
+            return super().step(closure)
+        finally:
+            self.param_groups = groups
+
+    def _muon_step(self, group: dict) -> None:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not state:  # a "step" too, which AdamW's loading expects of every state
+                state.update(step=torch.tensor(0.0), momentum_buffer=torch.zeros_like(p))
+            state["step"] += 1
+            buf = state["momentum_buffer"]
+            buf.lerp_(p.grad, 1 - self.MOMENTUM)
+            update = p.grad.lerp(buf, self.MOMENTUM)  # Nesterov
+            # the iteration needs the whole matrix: FSDP's ranks each gather it and keep their own shard
+            update = shard_like(orthogonalize(full_tensor(update), self.NS_COEFFICIENTS, self.NS_STEPS), p)
+            p.mul_(1 - group["lr"] * group["weight_decay"])
+            p.add_(update.to(p.dtype), alpha=-group["lr"] * 0.2 * math.sqrt(max(p.shape)))
+
+
+def orthogonalize(g: torch.Tensor, coefficients: tuple[float, float, float], steps: int) -> torch.Tensor:
+    """The Newton-Schulz iteration that takes G = U S V^T to about U V^T (its singular values land in
+    roughly [0.5, 1.5], which trains as well): bf16 on GPUs, fp32 elsewhere."""
+    a, b, c = coefficients
+    x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)
+    wide = x.size(0) <= x.size(1)
+    x = x if wide else x.mT  # (short side, long side): the Gram matrix is the small one
+    x = x / x.norm().clamp(min=1e-7)  # singular values at most 1
+    for _ in range(steps):
+        gram = x @ x.mT
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x if wide else x.mT
 
 
 def lr_at(step: int, max_lr: float, min_lr: float, warmup: int, total: int, schedule: str = "cosine") -> float:

@@ -125,7 +125,8 @@ class Trainer:
                                   "use a larger --batch-size or more validation data")
         # DDP around the model, or FSDP sharding it in place; the optimizer holds what it then owns.
         self.wrapped = distributed.wrap(model, cfg.parallel) if self.distributed else model
-        self.optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), self.device.type)
+        self.optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), self.device.type,
+                                        cfg.muon_lr if cfg.optimizer == "muon" else None)
         self.forward_model = torch.compile(self.wrapped, mode=cfg.compile_mode) if cfg.compile else self.wrapped
         self.out = Path(cfg.out)
         self.metrics_path = self.out / "metrics.jsonl"
@@ -184,7 +185,7 @@ class Trainer:
         cfg = self.cfg
         lr = self.learning_rate()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # Muon's matrices: --muon-lr on --lr's schedule
         if self.distributed:  # dropout: different on each rank, the same on a rerun of the step
             torch.manual_seed(cfg.seed + self.step * distributed.world_size() + distributed.rank())
         total, tokens = torch.zeros((), device=self.device), 0

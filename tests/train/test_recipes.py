@@ -21,7 +21,7 @@ from gptkit.train_config import DialogueTrainConfig
 # a fast demo on a CPU) changes what a recipe means.
 TRAINING_KNOBS = {"preset", "block_size", "batch_size", "grad_accum", "lr", "min_lr", "warmup_steps", "decay_steps",
                   "schedule", "max_steps", "weight_decay", "beta1", "beta2", "grad_clip", "dropout", "batch_ramp",
-                  "block_ramp"}
+                  "block_ramp", "optimizer"}
 
 # GPT-3, Table 2.1: (recipe, preset, learning rate, batch in tokens).
 GPT3_TABLE = [("gpt3-125M", "gpt3-small", 6.0e-4, 0.5e6), ("gpt3-350M", "gpt3-medium", 3.0e-4, 0.5e6),

@@ -77,6 +77,25 @@ def test_resume_continues_the_same_run(char_data, tmp_path, ramp):
     assert all(r["time_s"] > 1020.0 for r in b[20:])  # the run's clock goes on from its last logged step
 
 
+def test_a_run_saved_before_a_knob_existed_resumes_as_it_trained(char_data, tmp_path):
+    # Runs saved before --optimizer (and the ramps) trained with AdamW on whole batches: resumed, they
+    # must go on so, not switch to today's defaults (Muon's extra group would not even load).
+    full, part = tmp_path / "full", tmp_path / "part"
+    pretrain(tiny_run(char_data, full, optimizer="adamw"), progress=False)
+    pretrain(tiny_run(char_data, part, optimizer="adamw", save_every=20), progress=False)
+    saved = json.loads((part / "train_config.json").read_text())
+    for key in ("optimizer", "batch_ramp", "block_ramp"):
+        del saved[key]
+    (part / "train_config.json").write_text(json.dumps(saved))
+    (part / "latest").write_text("step-0000020\n")
+    cfg = TrainConfig.resolve({"out": str(part), "resume": True})
+    assert (cfg.optimizer, cfg.batch_ramp, cfg.block_ramp) == ("adamw", 0, 0)
+    result = pretrain(cfg, progress=False)
+    assert type(result.trainer.optimizer) is torch.optim.AdamW
+    a, b = ([json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (full, part))
+    assert len(a) == len(b) == 30 and max(abs(x - y) for x, y in zip(a, b)) < 1e-5  # steps 21-30 redone alike
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(char_data, tmp_path):
     with pytest.raises(GptkitError, match="no checkpoint yet.*start it again without --resume"):
         pretrain(tiny_run(char_data, tmp_path, resume=True), progress=False)
