@@ -285,13 +285,16 @@ class Trainer:
         directory = resume_checkpoint(self.out)
         if (directory / SHARDS).is_dir():
             meta = read_json(directory / SHARDED_STATE, fix="the checkpoint is damaged; resume from an older one")
+            self._check_optimizer(meta)
             distributed.load_sharded(directory / SHARDS, self.model, self.optimizer, meta["optimizer"]["param_groups"])
         elif self.distributed:  # a single process's checkpoint, continued by many
             directory, tensors, meta = load_training_state(self.out)
+            self._check_optimizer(meta)
             distributed.load_whole(self.model, self.optimizer, self.saved_weights(directory),
                                    optimizer_state(tensors, meta["optimizer"]))
         else:
             directory, tensors, meta = load_training_state(self.out)
+            self._check_optimizer(meta)
             self.model.load_state_dict(self.saved_weights(directory))
             optimizer_from_tensors(self.optimizer, tensors, meta["optimizer"])
             torch.set_rng_state(tensors["rng.cpu"].cpu())
@@ -305,6 +308,14 @@ class Trainer:
             kept = [r for r in read_metrics(self.metrics_path) if r["step"] <= self.step]
             write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
             self.time_before = kept[-1].get("time_s", 0.0) if kept else 0.0  # time_s goes on from there
+
+    def _check_optimizer(self, meta: dict) -> None:
+        """An optimizer's state goes on only in the same optimizer: say so, not torch's group count."""
+        saved = meta.get("train_config", {}).get("optimizer", "adamw")  # checkpoints before --optimizer: AdamW
+        if saved != self.cfg.optimizer:
+            raise GptkitError(f"--resume: the run in {self.out} trained with --optimizer {saved}, whose state "
+                              f"--optimizer {self.cfg.optimizer} cannot continue: resume without --optimizer, or start "
+                              "afresh with --overwrite")
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -354,10 +365,10 @@ class Trainer:
         cfg = self.cfg
         enable_tf32(self.device)
         self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.resume:  # first: a resume that cannot go on leaves the run's saved settings as they were
+            self.restore()
         if self.main:
             write_text(self.out / TRAIN_CONFIG, cfg.to_json())
-        if cfg.resume:
-            self.restore()
         distributed.barrier()  # no rank trains before rank 0 has set up the run directory
 
     def fit(self) -> dict:

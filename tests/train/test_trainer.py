@@ -96,6 +96,14 @@ def test_a_run_saved_before_a_knob_existed_resumes_as_it_trained(char_data, tmp_
     assert len(a) == len(b) == 30 and max(abs(x - y) for x, y in zip(a, b)) < 1e-5  # steps 21-30 redone alike
 
 
+def test_resuming_with_another_optimizer_is_refused_and_changes_nothing(char_data, tmp_path):
+    pretrain(tiny_run(char_data, tmp_path, max_steps=20), progress=False)  # Muon, the default
+    saved = (tmp_path / "train_config.json").read_text()
+    with pytest.raises(GptkitError, match="trained with --optimizer muon.*resume without --optimizer"):
+        pretrain(TrainConfig.resolve({"out": str(tmp_path), "resume": True, "optimizer": "adamw"}), progress=False)
+    assert (tmp_path / "train_config.json").read_text() == saved  # the refused resume wrote nothing
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(char_data, tmp_path):
     with pytest.raises(GptkitError, match="no checkpoint yet.*start it again without --resume"):
         pretrain(tiny_run(char_data, tmp_path, resume=True), progress=False)
