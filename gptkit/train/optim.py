@@ -27,6 +27,8 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tupl
     if not muon:
         return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == "cuda")
     groups.append({"params": muon, "weight_decay": weight_decay, "muon": True, "lr_scale": muon_lr / lr})
+    # not fused: the grad scaler would then leave skipping an overflowed step to the optimizer, which
+    # Muon's groups do not check; unfused, the scaler skips the whole step
     return MuonAdamW(groups, lr=lr, betas=betas)
 
 

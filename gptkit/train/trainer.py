@@ -49,7 +49,7 @@ from gptkit.train.optim import (
     ramp_at,
 )
 from gptkit.train.plot import plot_losses, read_metrics
-from gptkit.train_config import TrainConfig
+from gptkit.train_config import BEFORE_KNOB, TrainConfig
 
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[[GPT, Batch], torch.Tensor]
@@ -311,7 +311,7 @@ class Trainer:
 
     def _check_optimizer(self, meta: dict) -> None:
         """An optimizer's state goes on only in the same optimizer: say so, not torch's group count."""
-        saved = meta.get("train_config", {}).get("optimizer", "adamw")  # checkpoints before --optimizer: AdamW
+        saved = meta.get("train_config", {}).get("optimizer", BEFORE_KNOB["optimizer"])
         if saved != self.cfg.optimizer:
             raise GptkitError(f"--resume: the run in {self.out} trained with --optimizer {saved}, whose state "
                               f"--optimizer {self.cfg.optimizer} cannot continue: resume without --optimizer, or start "
