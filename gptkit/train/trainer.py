@@ -346,8 +346,9 @@ class Trainer:
                 first_bad = r["step"] - 1 if "loss" in bad or "gradient norm" in bad else r["step"]
                 good = set_aside_checkpoints(self.out, first_bad) if self.main else None
                 distributed.barrier()
-                last = (f"its last good checkpoint, {good}, is kept: resume it with a lower --lr or more --warmup-steps"
-                        if good else "it had no good checkpoint to keep: start it again with a lower --lr")
+                lower = "a lower --lr" + (" or --muon-lr" if self.cfg.optimizer == "muon" else "")
+                last = (f"its last good checkpoint, {good}, is kept: resume it with {lower} or more --warmup-steps"
+                        if good else f"it had no good checkpoint to keep: start it again with {lower}")
                 what = ", ".join(f"{name} {value}" for name, value in bad.items())
                 raise Diverged(f"training diverged at step {r['step']} ({what}) and stopped; {last}")
         if self.unproven:  # the newest checkpoint has proven good: older ones may go

@@ -101,6 +101,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(run, tmp_path)
     line = error_line(result)
     latest = (run / "latest").read_text().strip()
     assert "training diverged at step" in line and f"last good checkpoint, {run}/checkpoints/{latest}, is kept" in line
+    assert "a lower --lr or --muon-lr" in line  # the run trains with Muon: both rates are suspects
     diverged_at = int(line.split("diverged at step ")[1].split()[0])
     kept = sorted(p.name for p in (run / "checkpoints").iterdir())
     # the checkpoint behind the first non-finite loss is set aside; pruning (keep 1) never took the good one
