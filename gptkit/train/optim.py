@@ -44,9 +44,9 @@ class MuonAdamW(torch.optim.AdamW):
     so checkpoints, torch.distributed.checkpoint and the grad scaler treat it like AdamW.
 
     torch.optim.Muon runs the iteration in bf16, which CPUs without bf16 matrix units take ~20x longer
-    over than fp32; here it runs in bf16 on GPUs and in fp32 elsewhere. The learning rate is in AdamW's
-    units: each matrix's is scaled by 0.2 sqrt(its larger side) (torch's ``match_rms_adamw``). A group's
-    ``lr_scale`` is its multiple of the schedule's lr."""
+    over than fp32; here it runs in bf16 on GPUs and in fp32 elsewhere (``orthogonalize``). The learning
+    rate is in AdamW's units: each matrix's is scaled by 0.2 sqrt(its larger side) (torch's
+    ``match_rms_adamw``). A group's ``lr_scale`` is its multiple of the schedule's lr."""
 
     MOMENTUM = 0.95
     NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # the quintic of torch.optim.Muon and Keller Jordan's Muon
@@ -65,34 +65,70 @@ class MuonAdamW(torch.optim.AdamW):
             self.param_groups = groups
 
     def _muon_step(self, group: dict) -> None:
-        for p in group["params"]:
-            if p.grad is None:
-                continue
+        params, updates = [p for p in group["params"] if p.grad is not None], []
+        for p in params:
             state = self.state[p]
             if not state:  # a "step" too, which AdamW's loading expects of every state
                 state.update(step=torch.tensor(0.0), momentum_buffer=torch.zeros_like(p))
             state["step"] += 1
             buf = state["momentum_buffer"]
             buf.lerp_(p.grad, 1 - self.MOMENTUM)
-            update = p.grad.lerp(buf, self.MOMENTUM)  # Nesterov
-            # the iteration needs the whole matrix: FSDP's ranks each gather it and keep their own shard
-            update = shard_like(orthogonalize(full_tensor(update), self.NS_COEFFICIENTS, self.NS_STEPS), p)
+            # Nesterov; the iteration needs the whole matrix: FSDP's ranks each gather it
+            updates.append(full_tensor(p.grad.lerp(buf, self.MOMENTUM)))
+        for p, update in zip(params, orthogonalize(updates, self.NS_COEFFICIENTS, self.NS_STEPS)):
+            update = shard_like(update, p)  # under FSDP each rank keeps its own shard
             p.mul_(1 - group["lr"] * group["weight_decay"])
             p.add_(update.to(p.dtype), alpha=-group["lr"] * 0.2 * math.sqrt(max(p.shape)))
 
 
-def orthogonalize(g: torch.Tensor, coefficients: tuple[float, float, float], steps: int) -> torch.Tensor:
-    """The Newton-Schulz iteration that takes G = U S V^T to about U V^T (its singular values land in
-    roughly [0.5, 1.5], which trains as well): bf16 on GPUs, fp32 elsewhere."""
+def orthogonalize(grads: list[torch.Tensor], coefficients: tuple[float, float, float], steps: int) -> list[torch.Tensor]:
+    """The Newton-Schulz iteration that takes each G = U S V^T to about U V^T (its singular values land
+    in roughly [0.5, 1.5], which trains as well): on GPUs as torch.optim.Muon, each matrix in bf16; on
+    CPUs, which lack bf16 matrix units, in fp32 on the small Gram matrices (``newton_schulz_gram``)."""
+    if grads and grads[0].is_cuda:
+        return [newton_schulz(g.to(torch.bfloat16), coefficients, steps) for g in grads]
+    return newton_schulz_gram([g.float() for g in grads], coefficients, steps)
+
+
+def newton_schulz(g: torch.Tensor, coefficients: tuple[float, float, float], steps: int) -> torch.Tensor:
+    """The iteration on X itself: X <- aX + (bA + cA^2) X with A = X X^T, in X's dtype."""
     a, b, c = coefficients
-    x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)
-    wide = x.size(0) <= x.size(1)
-    x = x if wide else x.mT  # (short side, long side): the Gram matrix is the small one
+    x = g if g.size(0) <= g.size(1) else g.mT  # (short side, long side): the Gram matrix is the small one
     x = x / x.norm().clamp(min=1e-7)  # singular values at most 1
     for _ in range(steps):
         gram = x @ x.mT
         x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-    return x if wide else x.mT
+    return x if g.size(0) <= g.size(1) else x.mT
+
+
+def newton_schulz_gram(grads: list[torch.Tensor], coefficients: tuple[float, float, float], steps: int,
+                       chunk: int = 32) -> list[torch.Tensor]:
+    """The same iteration (in fp32: in bf16 the Gram matrices' errors compound) on the Gram matrices.
+    Every iterate is X_k = Q_k X_0 with Q_k a polynomial in X_0 X_0^T, so with A_k = X_k X_k^T and
+    P_k = aI + bA_k + cA_k^2 (all commuting): Q_k+1 = P_k Q_k and A_k+1 = P_k A_k P_k. Those products
+    are (short side)^2, batched over the matrices sharing a short side (a block's four all do), and
+    the long side is touched twice: ~1.5x fewer flops than ``newton_schulz`` on GPT's shapes, and a
+    few batched calls for many small ones."""
+    a, b, c = coefficients
+    wide = [g.size(0) <= g.size(1) for g in grads]
+    xs = [g if w else g.mT for g, w in zip(grads, wide)]
+    xs = [x / x.norm().clamp(min=1e-7) for x in xs]
+    out: list[torch.Tensor] = list(xs)
+    alike: dict[tuple, list[int]] = {}
+    for i, x in enumerate(xs):
+        alike.setdefault((x.size(0), x.device), []).append(i)
+    for (n, device), members in alike.items():
+        eye = torch.eye(n, device=device)
+        for start in range(0, len(members), chunk):  # a bounded stack of Gram matrices at a time
+            batch = members[start:start + chunk]
+            gram = torch.stack([xs[i] @ xs[i].mT for i in batch])  # (k, n, n)
+            q = None
+            for _ in range(steps):
+                p = torch.baddbmm(gram, gram, gram, beta=b, alpha=c) + a * eye
+                q, gram = p if q is None else p @ q, p @ gram @ p
+            for i, qi in zip(batch, q if q is not None else eye.expand_as(gram)):
+                out[i] = qi @ xs[i]
+    return [x if w else x.mT for x, w in zip(out, wide)]
 
 
 def lr_at(step: int, max_lr: float, min_lr: float, warmup: int, total: int, schedule: str = "cosine") -> float:

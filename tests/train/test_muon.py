@@ -6,18 +6,40 @@ import json
 import pytest
 import torch
 
-from gptkit.train.optim import MuonAdamW, make_optimizer, optimizer_from_tensors, optimizer_to_tensors, orthogonalize
+from gptkit.train.optim import (
+    MuonAdamW,
+    make_optimizer,
+    newton_schulz,
+    newton_schulz_gram,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    orthogonalize,
+)
 from tests.conftest import tiny_model
 
 COEFFICIENTS, STEPS = MuonAdamW.NS_COEFFICIENTS, MuonAdamW.NS_STEPS
 
 
-@pytest.mark.parametrize("shape", [(48, 16), (16, 48), (32, 32)])
-def test_orthogonalize_puts_every_singular_value_near_one(shape):
-    g = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    s = torch.linalg.svdvals(orthogonalize(g, COEFFICIENTS, STEPS))
-    assert s.min() > 0.5 and s.max() < 1.5  # the quintic's band: U S' V^T with S' in about [0.7, 1.2]
-    assert orthogonalize(g, COEFFICIENTS, STEPS).shape == g.shape
+SHAPES = [(48, 16), (16, 48), (32, 32), (16, 64)]
+
+
+def test_orthogonalize_puts_every_singular_value_near_one():
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(shape, generator=gen) for shape in SHAPES]
+    for g, o in zip(grads, orthogonalize(grads, COEFFICIENTS, STEPS)):
+        s = torch.linalg.svdvals(o)
+        assert s.min() > 0.5 and s.max() < 1.5  # the quintic's band: U S' V^T with S' in about [0.7, 1.2]
+        assert o.shape == g.shape
+
+
+@pytest.mark.parametrize("rank_noise", [1.0, 1e-2, 1e-6])  # full rank, nearly rank 4, rank 4 to fp32's precision
+def test_the_iteration_on_gram_matrices_is_the_iteration_on_the_matrices(rank_noise):
+    gen = torch.Generator().manual_seed(1)
+    grads = [torch.randn(m, 4, generator=gen) @ torch.randn(4, n, generator=gen) + rank_noise * torch.randn(m, n, generator=gen)
+             for m, n in SHAPES]
+    for g, o in zip(grads, newton_schulz_gram(grads, COEFFICIENTS, STEPS, chunk=2)):  # chunks of 2: 3 stacks of 16 x 16
+        # within 1.3e-4 of the iteration in fp64 (torch.optim.Muon's, in bf16, is ~4e-3 off)
+        torch.testing.assert_close(o.double(), newton_schulz(g.double(), COEFFICIENTS, STEPS), atol=3e-4, rtol=0)
 
 
 def test_the_blocks_matrices_take_muon_and_the_rest_adamw():
