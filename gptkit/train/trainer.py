@@ -49,6 +49,7 @@ from gptkit.train.optim import (
     ramp_at,
 )
 from gptkit.train.plot import plot_losses, read_metrics
+from gptkit.train.time_left import TimeLeft
 from gptkit.train_config import BEFORE_KNOB, TrainConfig
 
 Batch = tuple[torch.Tensor, ...]
@@ -389,12 +390,13 @@ class Trainer:
                   disable=not (self.progress and self.main), dynamic_ncols=True) as bar:
             val_loss, shown = None, {"val": "-"}
             pending: list[dict] = []
-            work_left, work_done = sum(self.step_cost(s) for s in range(self.step, cfg.max_steps)), 0.0
-            t0 = self.started = time.perf_counter()
+            time_left, work_left = TimeLeft(), sum(self.step_cost(s) for s in range(self.step, cfg.max_steps))
+            steps_since, work_since = 0, 0.0
+            t0 = self.started = mark = time.perf_counter()
             while self.step < cfg.max_steps and not self.stop_requested:
                 cost = self.step_cost(self.step)
                 stats = self.train_step()
-                work_done, work_left = work_done + cost, work_left - cost
+                steps_since, work_since, work_left = steps_since + 1, work_since + cost, work_left - cost
                 pending.append({"step": self.step, **stats})
                 bar.update(1)
                 last = self.step == cfg.max_steps
@@ -411,7 +413,10 @@ class Trainer:
                     save = save or self.stop_requested
                 self._check_finite(pending)
                 self._log(pending)
-                seconds_left = (time.perf_counter() - self.started) * max(0.0, work_left) / work_done
+                now = time.perf_counter()
+                time_left.add(steps_since, work_since, now - mark)
+                steps_since, work_since, mark = 0, 0.0, now
+                seconds_left = time_left.left(cfg.max_steps - self.step, max(0.0, work_left))
                 bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", **shown, tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}",
                                 left=tqdm.format_interval(seconds_left))
                 pending = []
