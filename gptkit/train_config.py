@@ -91,7 +91,7 @@ class TrainConfig:
                                         "the GPT papers trained.")
     max_steps: int = knob(900, "Optimizer steps to train for.")
     batch_size: int = knob(32, "Examples per micro-batch of the whole job; under torchrun each process takes 1/world.")
-    batch_ramp: int = knob(540, "Steps over which the batch grows linearly from --batch-ramp-start examples to --batch-size, "
+    batch_ramp: int = knob(600, "Steps over which the batch grows linearly from --batch-ramp-start examples to --batch-size, "
                                  "in multiples of the start, as GPT-3 ramped its batch: small batches learn more per token "
                                  "early on. 0 (or a start not below the batch): the whole batch from the first step.")
     batch_ramp_start: int = knob(8, "Examples per micro-batch at the first step of --batch-ramp.")

@@ -48,7 +48,7 @@ class MuonAdamW(torch.optim.AdamW):
     rate is in AdamW's units: each matrix's is scaled by 0.2 sqrt(its larger side) (torch's
     ``match_rms_adamw``). A group's ``lr_scale`` is its multiple of the schedule's lr."""
 
-    MOMENTUM = 0.95
+    MOMENTUM = 0.9  # torch's and Jordan's 0.95 learns less by step 400 of the default job (docs/pretraining.md)
     NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # the quintic of torch.optim.Muon and Keller Jordan's Muon
     NS_STEPS = 5
 
