@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 
 class TimeLeft:
-    """Seconds left from a cost model fitted to the run so far: seconds = a x steps + b x work, a step's
-    work being its share of a whole step's rows and positions (``Trainer.step_cost``). The per-step
-    part a (the optimizer, a validation's share, Python) is what an estimate proportional to work alone
-    misses: a ramped run's small early steps cost more than their share, so such an estimate starts
-    high (4:11-5:40 shown for 3:57 of the default job, before this). Until the steps have differed in
-    work, or where noise gives a part below zero, the estimate is proportional to work."""
+    """Seconds left, from what a step of each size has taken so far. A size not yet run is priced as
+    the largest run so far, scaled by its work (its share of a whole step's rows and positions,
+    ``Trainer.step_cost``). Scaling by work alone from the first, smallest steps overprices the rest,
+    as part of a step's cost does not grow with it (the optimizer, Python); a line fitted through the
+    small sizes underprices the large ones. So the estimate is high while only the first size has
+    run and closes in as each size is met."""
 
-    def __init__(self) -> None:
-        # least squares sums over the intervals logged: n n, n w, w w, n t, w t, and the totals of w and t
-        self.nn = self.nw = self.ww = self.nt = self.wt = self.work = self.seconds = 0.0
+    def __init__(self, costs: Iterable[float]):
+        self.to_run = Counter(costs)  # the steps still to run, by cost
+        self.rate: dict[float, tuple[int, float]] = {}  # cost -> (steps run, their seconds)
 
-    def add(self, steps: int, work: float, seconds: float) -> None:
-        """An interval of ``steps`` steps doing ``work`` in ``seconds``."""
-        self.nn, self.nw, self.ww = self.nn + steps * steps, self.nw + steps * work, self.ww + work * work
-        self.nt, self.wt = self.nt + steps * seconds, self.wt + work * seconds
-        self.work, self.seconds = self.work + work, self.seconds + seconds
+    def done(self, costs: list[float], seconds: float) -> None:
+        """Steps of these costs ran in ``seconds`` (validation and checkpoints between them included)."""
+        self.to_run.subtract(costs)
+        if costs and len(set(costs)) == 1:  # one size: its rate; a stretch across sizes is left out
+            steps, total = self.rate.get(costs[0], (0, 0.0))
+            self.rate[costs[0]] = (steps + len(costs), total + seconds)
 
-    def left(self, steps: int, work: float) -> float:
-        """Seconds that ``steps`` more steps doing ``work`` will take."""
-        det = self.nn * self.ww - self.nw * self.nw
-        if det > 1e-6 * self.nn * self.ww:  # the intervals' work per step differed: both parts are known
-            per_step = (self.nt * self.ww - self.wt * self.nw) / det
-            per_work = (self.wt * self.nn - self.nt * self.nw) / det
-            if per_step >= 0 and per_work >= 0:
-                return per_step * steps + per_work * work
-        return self.seconds * work / self.work if self.work else 0.0
+    def seconds(self) -> float:
+        if not self.rate:
+            return 0.0
+        largest = max(self.rate)
+        per_work = self.rate[largest][1] / self.rate[largest][0] / largest
+        return sum(n * (self.rate[c][1] / self.rate[c][0] if c in self.rate else per_work * c)
+                   for c, n in self.to_run.items() if n > 0)

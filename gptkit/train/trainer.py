@@ -390,13 +390,11 @@ class Trainer:
                   disable=not (self.progress and self.main), dynamic_ncols=True) as bar:
             val_loss, shown = None, {"val": "-"}
             pending: list[dict] = []
-            time_left, work_left = TimeLeft(), sum(self.step_cost(s) for s in range(self.step, cfg.max_steps))
-            steps_since, work_since = 0, 0.0
+            time_left, since = TimeLeft(self.step_cost(s) for s in range(self.step, cfg.max_steps)), []
             t0 = self.started = mark = time.perf_counter()
             while self.step < cfg.max_steps and not self.stop_requested:
-                cost = self.step_cost(self.step)
+                since.append(self.step_cost(self.step))
                 stats = self.train_step()
-                steps_since, work_since, work_left = steps_since + 1, work_since + cost, work_left - cost
                 pending.append({"step": self.step, **stats})
                 bar.update(1)
                 last = self.step == cfg.max_steps
@@ -414,11 +412,10 @@ class Trainer:
                 self._check_finite(pending)
                 self._log(pending)
                 now = time.perf_counter()
-                time_left.add(steps_since, work_since, now - mark)
-                steps_since, work_since, mark = 0, 0.0, now
-                seconds_left = time_left.left(cfg.max_steps - self.step, max(0.0, work_left))
+                time_left.done(since, now - mark)
+                since, mark = [], now
                 bar.set_postfix(loss=f"{pending[-1]['loss']:.3f}", **shown, tok_s=f"{pending[-1]['tokens_per_sec']:,.0f}",
-                                left=tqdm.format_interval(seconds_left))
+                                left=tqdm.format_interval(time_left.seconds()))
                 pending = []
                 if save:
                     self.save()

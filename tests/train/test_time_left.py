@@ -4,29 +4,29 @@ import pytest
 
 from gptkit.train.time_left import TimeLeft
 
-
-def ramped(per_step: float, per_work: float, shares: list[float], every: int = 10) -> TimeLeft:
-    """A run whose steps took per_step + per_work x share seconds, logged every ``every`` steps."""
-    time_left = TimeLeft()
-    for share in shares:
-        time_left.add(every, every * share, every * (per_step + per_work * share))
-    return time_left
+RAMP = [0.25] * 20 + [0.5] * 20 + [1.0] * 20  # 8, then 16, then 32 of 32 rows
 
 
-def test_a_ramped_run_is_estimated_with_its_per_step_cost():
-    time_left = ramped(0.05, 0.3, [0.25] * 5 + [0.5] * 5)  # 8 then 16 of 32 rows: 0.125 s then 0.2 s a step
-    # 100 steps of whole batches left: 35 s, where time proportional to work would say 60 s
-    assert time_left.left(100, 100.0) == pytest.approx(35.0)
+def test_sizes_already_run_are_priced_at_their_own_rate():
+    time_left = TimeLeft(RAMP)
+    time_left.done([0.25] * 10, 1.0)  # 0.1 s a step
+    time_left.done([0.25] * 10, 1.0)
+    time_left.done([0.5] * 10, 1.5)  # 0.15 s a step
+    # 10 more of 16 rows at 0.15 s; 20 of 32 priced from 16 rows' rate: 0.15 x 2 = 0.3 s each
+    assert time_left.seconds() == pytest.approx(10 * 0.15 + 20 * 0.3)
 
 
-def test_before_the_steps_differ_the_estimate_is_proportional_to_work():
-    time_left = ramped(0.05, 0.3, [0.25] * 5)
-    assert time_left.left(100, 100.0) == pytest.approx(100 * 0.125 / 0.25)
-    assert TimeLeft().left(100, 100.0) == 0.0
+def test_before_any_step_ran_nothing_is_promised_and_after_the_last_nothing_is_left():
+    time_left = TimeLeft(RAMP)
+    assert time_left.seconds() == 0.0
+    for size in (0.25, 0.5, 1.0):
+        time_left.done([size] * 20, 2.0)
+    assert time_left.seconds() == 0.0
 
 
-def test_noise_that_would_make_a_part_negative_falls_back_to_proportional():
-    time_left = TimeLeft()
-    time_left.add(10, 2.5, 2.0)  # smaller steps that took longer
-    time_left.add(10, 5.0, 1.0)
-    assert time_left.left(10, 5.0) == pytest.approx(3.0 * 5.0 / 7.5)
+def test_a_stretch_across_two_sizes_counts_its_steps_but_sets_no_rate():
+    time_left = TimeLeft(RAMP)
+    time_left.done([0.25] * 20, 2.0)
+    time_left.done([0.5] * 5 + [1.0] * 5, 5.0)
+    assert set(time_left.rate) == {0.25}
+    assert time_left.seconds() == pytest.approx((15 * 0.5 + 15 * 1.0) * 0.1 / 0.25)
