@@ -93,7 +93,7 @@ PROSE = [
     ("docs/benchmarks.md", "(5.2902 against 5.3011", "precision_perplexity_cpu.json", "5.3011"),
     ("docs/finetuning.md", "a step took 0.48 s for classify", "docs_commands_cpu.json", "0.48"),
     ("docs/finetuning.md", "4.74 s for choice", "docs_commands_cpu.json", "4.74"),
-    ("docs/evaluation.md", "5.78 per character, 2.531 bits per byte", "perplexity_default_cpu.json", "2.531"),
+    ("docs/evaluation.md", "5.30 per character, 2.405 bits per byte", "perplexity_default_cpu.json", "2.405"),
     ("docs/benchmarks.md", "average 1.49 before, 1.98 after;", "decode_vs_ctranslate2_cpu.json", "1.98"),
     ("docs/benchmarks.md", "64 streams 148.0 tok/s against 147.8", "serve_load_rerun_cpu.json", "147.8"),
     ("docs/generation.md", "(64 rows at 200 keys: 294.2 ms a step against 484.8;", "decode_step_cpu.jsonl", "484.8"),
