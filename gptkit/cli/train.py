@@ -29,7 +29,7 @@ def config_file_option(cls: type = TrainConfig):
 @config_file_option()
 @config_options(TrainConfig, "preset", "recipe", "data", "tokenizer", "out", "init_from", "max_steps", "batch_size",
                 "batch_ramp", "batch_ramp_start", "block_ramp", "block_ramp_start",
-                "block_size", "grad_accum", "optimizer", "lr", "muon_lr", "min_lr", "warmup_steps", "decay_steps",
+                "block_size", "grad_accum", "optimizer", "lr", "muon_lr", "muon_momentum", "min_lr", "warmup_steps", "decay_steps",
                 "schedule", "weight_decay", "beta1", "beta2", "grad_clip", "dropout",
                 "seed", "eval_every", "eval_batches", "log_every", "save_every", "keep_checkpoints", "sample_tokens",
                 "resume")

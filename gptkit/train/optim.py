@@ -13,7 +13,7 @@ from gptkit.train.distributed import full_tensor, shard_like
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float],
-                   device_type: str, muon_lr: float | None = None) -> torch.optim.AdamW:
+                   device_type: str, muon_lr: float | None = None, muon_momentum: float = 0.95) -> torch.optim.AdamW:
     """AdamW, with weight decay on weight matrices and embeddings and none on biases and LayerNorm
     gains; with ``muon_lr``, the blocks' weight matrices take Muon's update instead (MuonAdamW)."""
     params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
@@ -26,7 +26,8 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tupl
     ]
     if not muon:
         return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == "cuda")
-    groups.append({"params": muon, "weight_decay": weight_decay, "muon": True, "lr_scale": muon_lr / lr})
+    groups.append({"params": muon, "weight_decay": weight_decay, "muon": True, "lr_scale": muon_lr / lr,
+                   "momentum": muon_momentum})
     # not fused: the grad scaler would then leave skipping an overflowed step to the optimizer, which
     # Muon's groups do not check; unfused, the scaler skips the whole step
     return MuonAdamW(groups, lr=lr, betas=betas)
@@ -46,9 +47,10 @@ class MuonAdamW(torch.optim.AdamW):
     torch.optim.Muon runs the iteration in bf16, which CPUs without bf16 matrix units take ~20x longer
     over than fp32; here it runs in bf16 on GPUs and in fp32 elsewhere (``orthogonalize``). The learning
     rate is in AdamW's units: each matrix's is scaled by 0.2 sqrt(its larger side) (torch's
-    ``match_rms_adamw``). A group's ``lr_scale`` is its multiple of the schedule's lr."""
+    ``match_rms_adamw``). A group's ``lr_scale`` is its multiple of the schedule's lr, its ``momentum``
+    Muon's (torch's 0.95 for a group saved without one)."""
 
-    MOMENTUM = 0.9  # torch's and Jordan's 0.95 learns less by step 400 of the default job (docs/pretraining.md)
+    MOMENTUM = 0.95
     NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # the quintic of torch.optim.Muon and Keller Jordan's Muon
     NS_STEPS = 5
 
@@ -66,15 +68,16 @@ class MuonAdamW(torch.optim.AdamW):
 
     def _muon_step(self, group: dict) -> None:
         params, updates = [p for p in group["params"] if p.grad is not None], []
+        momentum = group.get("momentum", self.MOMENTUM)
         for p in params:
             state = self.state[p]
             if not state:  # a "step" too, which AdamW's loading expects of every state
                 state.update(step=torch.tensor(0.0), momentum_buffer=torch.zeros_like(p))
             state["step"] += 1
             buf = state["momentum_buffer"]
-            buf.lerp_(p.grad, 1 - self.MOMENTUM)
+            buf.lerp_(p.grad, 1 - momentum)
             # Nesterov; the iteration needs the whole matrix: FSDP's ranks each gather it
-            updates.append(full_tensor(p.grad.lerp(buf, self.MOMENTUM)))
+            updates.append(full_tensor(p.grad.lerp(buf, momentum)))
         for p, update in zip(params, orthogonalize(updates, self.NS_COEFFICIENTS, self.NS_STEPS)):
             update = shard_like(update, p)  # under FSDP each rank keeps its own shard
             p.mul_(1 - group["lr"] * group["weight_decay"])

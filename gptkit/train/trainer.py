@@ -127,7 +127,7 @@ class Trainer:
         # DDP around the model, or FSDP sharding it in place; the optimizer holds what it then owns.
         self.wrapped = distributed.wrap(model, cfg.parallel) if self.distributed else model
         self.optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), self.device.type,
-                                        cfg.muon_lr if cfg.optimizer == "muon" else None)
+                                        cfg.muon_lr if cfg.optimizer == "muon" else None, cfg.muon_momentum)
         self.forward_model = torch.compile(self.wrapped, mode=cfg.compile_mode) if cfg.compile else self.wrapped
         self.out = Path(cfg.out)
         self.metrics_path = self.out / "metrics.jsonl"

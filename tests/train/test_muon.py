@@ -78,8 +78,8 @@ def test_one_optimizer_gives_torchs_muon_update_and_torchs_adamw_update():
         muon.step()
         adamw.step()
     torch.testing.assert_close(ours[1], ref_v)  # AdamW's groups: exactly torch's AdamW
-    # Muon's: torch's iteration runs in bf16, ours in fp32 on the CPU (3.4e-4 apart); momentum 0.95 for
-    # 0.9 would be 1.2e-3 apart, a 10% larger lr 5e-3
+    # Muon's: torch's iteration runs in bf16, ours in fp32 on the CPU (3.4e-4 apart); momentum 0.9 for
+    # 0.95 would be 1.2e-3 apart, a 10% larger lr 5e-3
     torch.testing.assert_close(ours[0], ref_m, atol=6e-4, rtol=0)
     assert not torch.equal(ours[0], matrix)
 

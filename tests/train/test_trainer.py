@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from gptkit import GptkitError
 from gptkit.checkpoint import load, load_model, resolve_model_dir
@@ -94,6 +96,28 @@ def test_a_run_saved_before_a_knob_existed_resumes_as_it_trained(char_data, tmp_
     assert type(result.trainer.optimizer) is torch.optim.AdamW
     a, b = ([json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (full, part))
     assert len(a) == len(b) == 30 and max(abs(x - y) for x, y in zip(a, b)) < 1e-5  # steps 21-30 redone alike
+
+
+def test_a_muon_run_saved_before_muon_momentum_resumes_with_the_momentum_it_had(char_data, tmp_path):
+    # Stop 32's Muon runs had momentum 0.95 in neither their config nor their optimizer's groups.
+    full, part = tmp_path / "full", tmp_path / "part"
+    pretrain(tiny_run(char_data, full, muon_momentum=0.95), progress=False)
+    pretrain(tiny_run(char_data, part, muon_momentum=0.95, save_every=20), progress=False)  # made to look old below
+    saved = json.loads((part / "train_config.json").read_text())
+    del saved["muon_momentum"]
+    (part / "train_config.json").write_text(json.dumps(saved))
+    state = part / "checkpoints" / "step-0000020" / "training_state.safetensors"
+    meta = json.loads(safe_open(state, "pt").metadata()["gptkit_state"])
+    meta["train_config"] = saved
+    for group in meta["optimizer"]["param_groups"]:
+        group.pop("momentum", None)
+    save_file(load_file(state), state, metadata={"gptkit_state": json.dumps(meta)})
+    (part / "latest").write_text("step-0000020\n")
+    cfg = TrainConfig.resolve({"out": str(part), "resume": True})
+    assert cfg.muon_momentum == 0.95
+    pretrain(cfg, progress=False)
+    a, b = ([json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (full, part))
+    assert len(a) == len(b) == 30 and max(abs(x - y) for x, y in zip(a, b)) < 1e-5  # steps 21-30 redone with 0.95
 
 
 def test_resuming_with_another_optimizer_is_refused_and_changes_nothing(char_data, tmp_path):
