@@ -13,7 +13,7 @@ from gptkit.train.distributed import full_tensor, shard_like
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float],
-                   device_type: str, muon_lr: float | None = None, muon_momentum: float = 0.95) -> torch.optim.AdamW:
+                   device_type: str, muon_lr: float | None = None, muon_momentum: float = 0.9) -> torch.optim.AdamW:
     """AdamW, with weight decay on weight matrices and embeddings and none on biases and LayerNorm
     gains; with ``muon_lr``, the blocks' weight matrices take Muon's update instead (MuonAdamW)."""
     params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
@@ -47,10 +47,9 @@ class MuonAdamW(torch.optim.AdamW):
     torch.optim.Muon runs the iteration in bf16, which CPUs without bf16 matrix units take ~20x longer
     over than fp32; here it runs in bf16 on GPUs and in fp32 elsewhere (``orthogonalize``). The learning
     rate is in AdamW's units: each matrix's is scaled by 0.2 sqrt(its larger side) (torch's
-    ``match_rms_adamw``). A group's ``lr_scale`` is its multiple of the schedule's lr, its ``momentum``
-    Muon's (torch's 0.95 for a group saved without one)."""
+    ``match_rms_adamw``). A Muon group's ``lr_scale`` is its multiple of the schedule's lr, its
+    ``momentum`` Muon's."""
 
-    MOMENTUM = 0.95
     NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # the quintic of torch.optim.Muon and Keller Jordan's Muon
     NS_STEPS = 5
 
@@ -68,7 +67,7 @@ class MuonAdamW(torch.optim.AdamW):
 
     def _muon_step(self, group: dict) -> None:
         params, updates = [p for p in group["params"] if p.grad is not None], []
-        momentum = group.get("momentum", self.MOMENTUM)
+        momentum = group["momentum"]
         for p in params:
             state = self.state[p]
             if not state:  # a "step" too, which AdamW's loading expects of every state

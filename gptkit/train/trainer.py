@@ -284,6 +284,8 @@ class Trainer:
         """Continue the run in ``out`` exactly where its newest checkpoint left it, on any number of
         processes: a torchrun job's sharded checkpoint or a single process's."""
         directory = resume_checkpoint(self.out)
+        # the groups' settings as the flags now say (saved, or given to this resume), not as saved
+        settings = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
         if (directory / SHARDS).is_dir():
             meta = read_json(directory / SHARDED_STATE, fix="the checkpoint is damaged; resume from an older one")
             self._check_optimizer(meta)
@@ -301,6 +303,8 @@ class Trainer:
             torch.set_rng_state(tensors["rng.cpu"].cpu())
             if "rng.cuda" in tensors and self.device.type == "cuda":
                 torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
+        for group, setting in zip(self.optimizer.param_groups, settings):
+            group.update(setting)
         self.train_batches.load_state_dict(meta["loader"])
         if meta.get("scaler"):
             self.scaler.load_state_dict(meta["scaler"])

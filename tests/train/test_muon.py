@@ -65,11 +65,11 @@ def test_one_optimizer_gives_torchs_muon_update_and_torchs_adamw_update():
     torch.manual_seed(0)
     matrix, vector = torch.randn(64, 16), torch.randn(16)
     ours = [matrix.clone().requires_grad_(), vector.clone().requires_grad_()]
-    opt = MuonAdamW([{"params": [ours[0]], "weight_decay": 0.1, "muon": True, "lr_scale": 2.0},
+    opt = MuonAdamW([{"params": [ours[0]], "weight_decay": 0.1, "muon": True, "lr_scale": 2.0, "momentum": 0.95},
                      {"params": [ours[1]], "weight_decay": 0.0}], lr=1e-2, betas=(0.9, 0.95))
     opt.param_groups[0]["lr"] = 2e-2  # what the Trainer sets: lr x lr_scale
     ref_m, ref_v = matrix.clone().requires_grad_(), vector.clone().requires_grad_()
-    muon = torch.optim.Muon([ref_m], lr=2e-2, weight_decay=0.1, momentum=MuonAdamW.MOMENTUM, adjust_lr_fn="match_rms_adamw")
+    muon = torch.optim.Muon([ref_m], lr=2e-2, weight_decay=0.1, momentum=0.95, adjust_lr_fn="match_rms_adamw")
     adamw = torch.optim.AdamW([ref_v], lr=1e-2, betas=(0.9, 0.95), weight_decay=0.0)
     steps(opt, ours)
     for i in range(3):  # the same gradients, each to its reference optimizer

@@ -120,6 +120,18 @@ def test_a_muon_run_saved_before_muon_momentum_resumes_with_the_momentum_it_had(
     assert len(a) == len(b) == 30 and max(abs(x - y) for x, y in zip(a, b)) < 1e-5  # steps 21-30 redone with 0.95
 
 
+def test_optimizer_flags_given_to_a_resume_take_effect(char_data, tmp_path):
+    # the checkpoint's optimizer groups hold the settings they were saved with; the resume's flags win
+    pretrain(tiny_run(char_data, tmp_path, max_steps=20), progress=False)
+    cfg = TrainConfig.resolve({"out": str(tmp_path), "resume": True, "max_steps": 25, "muon_lr": 1.5e-2,
+                               "muon_momentum": 0.8, "weight_decay": 0.2, "beta2": 0.99})
+    trainer = pretrain(cfg, progress=False).trainer
+    embeddings, gains, muon = trainer.optimizer.param_groups
+    assert muon["muon"] and muon["lr_scale"] == pytest.approx(5.0) and muon["momentum"] == 0.8
+    assert muon["weight_decay"] == embeddings["weight_decay"] == 0.2 and gains["weight_decay"] == 0.0
+    assert all(group["betas"] == (0.9, 0.99) for group in trainer.optimizer.param_groups)
+
+
 def test_resuming_with_another_optimizer_is_refused_and_changes_nothing(char_data, tmp_path):
     pretrain(tiny_run(char_data, tmp_path, max_steps=20), progress=False)  # Muon, the default
     saved = (tmp_path / "train_config.json").read_text()
