@@ -52,6 +52,7 @@ class MuonAdamW(torch.optim.AdamW):
 
     NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # the quintic of torch.optim.Muon and Keller Jordan's Muon
     NS_STEPS = 5
+    CHUNK = 16  # matrices whole at once: under FSDP each is gathered whole, so not the whole model's
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -66,8 +67,12 @@ class MuonAdamW(torch.optim.AdamW):
             self.param_groups = groups
 
     def _muon_step(self, group: dict) -> None:
-        params, updates = [p for p in group["params"] if p.grad is not None], []
-        momentum = group["momentum"]
+        params = [p for p in group["params"] if p.grad is not None]
+        for start in range(0, len(params), self.CHUNK):
+            self._muon_update(group, params[start:start + self.CHUNK])
+
+    def _muon_update(self, group: dict, params: list[torch.Tensor]) -> None:
+        momentum, updates = group["momentum"], []
         for p in params:
             state = self.state[p]
             if not state:  # a "step" too, which AdamW's loading expects of every state
@@ -103,8 +108,7 @@ def newton_schulz(g: torch.Tensor, coefficients: tuple[float, float, float], ste
     return x if g.size(0) <= g.size(1) else x.mT
 
 
-def newton_schulz_gram(grads: list[torch.Tensor], coefficients: tuple[float, float, float], steps: int,
-                       chunk: int = 32) -> list[torch.Tensor]:
+def newton_schulz_gram(grads: list[torch.Tensor], coefficients: tuple[float, float, float], steps: int) -> list[torch.Tensor]:
     """The same iteration (in fp32: in bf16 the Gram matrices' errors compound) on the Gram matrices.
     Every iterate is X_k = Q_k X_0 with Q_k a polynomial in X_0 X_0^T, so with A_k = X_k X_k^T and
     P_k = aI + bA_k + cA_k^2 (all commuting): Q_k+1 = P_k Q_k and A_k+1 = P_k A_k P_k. Those products
@@ -121,15 +125,13 @@ def newton_schulz_gram(grads: list[torch.Tensor], coefficients: tuple[float, flo
         alike.setdefault((x.size(0), x.device), []).append(i)
     for (n, device), members in alike.items():
         eye = torch.eye(n, device=device)
-        for start in range(0, len(members), chunk):  # a bounded stack of Gram matrices at a time
-            batch = members[start:start + chunk]
-            gram = torch.stack([xs[i] @ xs[i].mT for i in batch])  # (k, n, n)
-            q = None
-            for _ in range(steps):
-                p = torch.baddbmm(gram, gram, gram, beta=b, alpha=c) + a * eye
-                q, gram = p if q is None else p @ q, p @ gram @ p
-            for i, qi in zip(batch, q if q is not None else eye.expand_as(gram)):
-                out[i] = qi @ xs[i]
+        gram = torch.stack([xs[i] @ xs[i].mT for i in members])  # (k, n, n)
+        q = eye.expand_as(gram)
+        for step in range(steps):
+            p = torch.baddbmm(gram, gram, gram, beta=b, alpha=c) + a * eye
+            q, gram = p if step == 0 else p @ q, p @ gram @ p
+        for i, qi in zip(members, q):
+            out[i] = qi @ xs[i]
     return [x if w else x.mT for x, w in zip(out, wide)]
 
 
