@@ -159,12 +159,10 @@ class TrainConfig:
             raise GptkitError(f"--lr must be positive, got {self.lr}")
         if self.optimizer == "muon" and self.muon_lr <= 0:
             raise GptkitError(f"--muon-lr must be positive, got {self.muon_lr} (or train with --optimizer adamw)")
-        if not 0 <= self.muon_momentum < 1:
-            raise GptkitError(f"--muon-momentum must be in [0, 1), got {self.muon_momentum}")
-        for name in ("beta1", "beta2", "dropout"):
+        for name in ("beta1", "beta2", "muon_momentum", "dropout"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
-                raise GptkitError(f"--{name} must be in [0, 1), got {value}")
+                raise GptkitError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
         self._check_choices()
         if self.compile_mode != "default" and not self.compile:
             raise GptkitError(f"--compile-mode {self.compile_mode} is a mode of torch.compile: add --compile")

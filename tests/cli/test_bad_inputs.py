@@ -165,6 +165,8 @@ CASES: list[tuple[str, Callable[[Path, str, Path], list[str]], str]] = [
     ("pretrain-dropout-2", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN, "--dropout", "2"],
      "dropout"),
     ("pretrain-lr-nan", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN, "--lr", "nan"], "lr"),
+    ("pretrain-muon-momentum-1", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN,
+                                                  "--muon-momentum", "1"], "--muon-momentum must be in"),
     ("pretrain-batch-size-0", lambda m, d, t: ["pretrain", "--data", d, "--out", str(t / "r"), *TRAIN,
                                                "--batch-size", "0"], "batch-size"),
     ("tokenizer-min-frequency-negative", lambda m, d, t: ["tokenizer", "train", "--input", text_file(t, "a.txt", "ab ab"),
