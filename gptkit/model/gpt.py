@@ -88,7 +88,7 @@ class GPT(nn.Module):
         self.h = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         if config.ln_order == "pre":
             self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
-        self.output: nn.Module | None = None  # an int8 output layer, set by gptkit.model.quantize
+        self.output: nn.Module | None = None  # W_e's own copy (int8 or oneDNN's layout), set by gptkit.model.quantize
         if self.wte.weight.device.type != "meta":  # shapes only (counting, loading): nothing to initialise
             self.reset_parameters()
 
@@ -138,7 +138,7 @@ class GPT(nn.Module):
 
     def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
         """The output layer, tied to the token embedding: h_n W_e^T. (..., n_embd) -> (..., vocab_size).
-        A quantized model keeps its own int8 copy of W_e here (``output``); the lookup stays exact."""
+        A quantized or oneDNN model keeps its own copy of W_e here (``output``); the lookup stays exact."""
         if self.output is not None:
             return self.output(hidden)
         return F.linear(hidden, self.wte.weight)
