@@ -42,7 +42,7 @@ KINDS = ("int8", "int4")
 INT4_GROUP = 32  # input features per scale and offset; the kernel takes 32, 64, 128 or 256
 _DYNAMIC = torch.ops.quantized.linear_dynamic.default
 _ONEDNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-ONEDNN_BATCH = 16  # the rows oneDNN lays the weights out for: 16 and 64 decoded alike at every batch, 1 lost 1.25x at 16
+ONEDNN_BATCH = 16  # the rows oneDNN lays the weights out for: 16 or 64 decoded alike, 1 no faster than plain at 16
 
 
 class Int8Linear(nn.Module):
@@ -83,7 +83,8 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
-        raise GptkitError("a quantized model is for inference only and cannot be saved; save the model loaded without quantize")
+        raise GptkitError("a model prepared for CPU inference (quantized, or fp32 in oneDNN's layout) cannot be saved; "
+                          "save the model as loaded, before quantize or use_onednn")
 
 
 class Int4Linear(nn.Module):
