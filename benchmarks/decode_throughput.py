@@ -279,7 +279,7 @@ def plot(rows: list[dict], size: str, title: str, path: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for name in dict.fromkeys(r["system"] for r in rows):
         points = [(r["batch"], r["tok_s"]) for r in rows if r["system"] == name and r["size"] == size]
-        ax.plot(*zip(*points), marker="o", linestyle="--" if name.startswith("transformers") else "-", label=name)
+        ax.plot(*zip(*points), marker="o", linestyle="-" if name.startswith("gptkit") else "--", label=name)  # peers dashed
     ax.set_xscale("log", base=2)
     batches = sorted({r["batch"] for r in rows if r["size"] == size})
     ax.set_xticks(batches, [str(b) for b in batches])
