@@ -165,9 +165,9 @@ class GPT(nn.Module):
 
     def save_pretrained(self, directory: str | Path, tokenizer=None) -> None:
         """Write config.json and model.safetensors (and the tokenizer's files when given), atomically."""
-        directory = Path(directory)
+        directory, state = Path(directory), self.state_dict()  # a model that cannot be saved says so first
         directory.mkdir(parents=True, exist_ok=True)
-        save_tensors(directory / WEIGHTS_NAME, self.state_dict())
+        save_tensors(directory / WEIGHTS_NAME, state)
         self.config.save(directory / CONFIG_NAME)
         if tokenizer is not None:
             tokenizer.save(directory)

@@ -93,7 +93,7 @@ def test_quantizing_a_model_not_in_fp32_on_the_cpu_is_one_error():
 
 
 @ONEDNN
-def test_onednn_runs_the_same_fp32_model_on_reordered_weights():
+def test_onednn_runs_the_same_fp32_model_on_reordered_weights(tmp_path):
     exact, model = tiny_model(), use_onednn(tiny_model())
     assert isinstance(model.h[0].mlp.c_fc, OneDNNLinear) and isinstance(model.output, OneDNNLinear)
     assert not any(isinstance(m, nn.Linear) for m in model.modules())  # the plain weights are gone, not copied
@@ -101,7 +101,8 @@ def test_onednn_runs_the_same_fp32_model_on_reordered_weights():
     with torch.inference_mode():
         assert torch.allclose(model(idx), exact(idx), atol=1e-5, rtol=1e-5)
     with pytest.raises(GptkitError, match="cannot be saved"):
-        model.state_dict()  # inference only, as a quantized model is
+        model.save_pretrained(tmp_path / "saved")  # inference only, as a quantized model is
+    assert not (tmp_path / "saved").exists()  # refused before anything is written
     bf16 = tiny_model().to(torch.bfloat16)
     assert type(use_onednn(bf16).h[0].mlp.c_fc) is nn.Linear and bf16.output is None  # fp32 on the CPU only
     int8 = use_onednn(quantize(tiny_model(), "int8")) if int8_supported() else None
