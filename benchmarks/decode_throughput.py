@@ -10,8 +10,9 @@ converter reads the same saved files and it decodes the same prompts, greedy, fp
 script prints the table of docs/benchmarks.md's CTranslate2 section.
 
 Two measures of how far a precision strays from fp32, both against transformers fp32 (the first
-system): greedy agreement (the share of the decoded tokens that are the same, position by position;
-one flipped near-tie changes the rest of a row, so it is coarse) and next-token agreement (the most
+system): greedy agreement (the share of the decoded tokens that are the same, position by position,
+over the same ``--agreement-rows`` prompts at every batch size, decoded that many rows a call; one
+flipped near-tie changes the rest of a row, so it is coarse) and next-token agreement (the most
 likely next token at every position of ``--agreement-windows`` random 128-token windows, teacher-forced:
 every position counts once, whatever happened before it).
 
@@ -201,6 +202,7 @@ def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[
     torch.manual_seed(12345)
     windows = torch.randint(50257, (args.agreement_windows, 128), device=device)
     expected = found[reference].next_tokens(windows)
+    agreement_ids = torch.randint(50257, (args.agreement_rows, args.prompt), device=device)
     next_token = {name: round((system.next_tokens(windows) == expected).float().mean().item(), 3)
                   for name, system in found.items()}
     rows = []
@@ -209,10 +211,10 @@ def measure(size: str, batches: list[int], args, device: torch.device) -> tuple[
         ids = torch.randint(50257, (batch, args.prompt), device=device)
         rates: dict[str, list[float]] = {name: [] for name in found}
         tokens = {}
-        for name, system in list(found.items()):  # warm-up, as the peer script: a short call, then a full one
+        for name, system in list(found.items()):  # warm-up, as the peer script: a short call, then full ones
             try:
                 system.generate(ids, 8)
-                tokens[name] = system.generate(ids, args.new_tokens)
+                tokens[name] = [row for chunk in agreement_ids.split(batch) for row in system.generate(chunk, args.new_tokens)]
             except Exception as e:  # a peer that breaks (a compile on a new GPU) leaves the others measured
                 print(json.dumps({"size": size, "batch": batch, "system": name, "error": repr(e)[:500]}), flush=True)
                 del found[name], rates[name]
@@ -312,6 +314,8 @@ def main() -> None:
     p.add_argument("--ttft-prompt", type=int, default=1000)
     p.add_argument("--precisions", help="gptkit's, comma-separated: fp32, bf16, fp16, int8, int4 (default: fp32,int8,int4 "
                                          "on the CPU, bf16,fp32 on CUDA)")
+    p.add_argument("--agreement-rows", type=int, default=16,
+                   help="Prompts whose greedy tokens are compared with fp32's, decoded at each batch size.")
     p.add_argument("--agreement-windows", type=int, default=8,
                    help="Random 128-token windows for the next-token agreement with fp32 (teacher-forced).")
     p.add_argument("--threads", type=int, help="CPU threads for both systems (default: torch's choice).")
