@@ -22,8 +22,8 @@ The output layer keeps int8 weights: it is where int4's error would reach the lo
 fp32 (``use_onednn``): not a quantization but the same fp32 weights on another kernel, reordered once.
 oneDNN's fp32 matmul (``torch.ops.mkldnn._linear_pointwise``, what inductor calls on the CPU) decoded
 GPT-2's shapes 1.3x faster than F.linear (MKL) at batch 1 and 1.7x at batch 16 on 2 AVX2 cores with
-the weights as they are; on weights reordered once into its blocked layout, 1.27x faster again at batch
-16 and 1.1x at 64, and a row's result no longer depends on the rows beside it (bitwise), which the
+the weights as they are; on weights reordered once into its blocked layout, 1.26x faster again at batch
+16 and 1.1x at 64 (generate, one-process A/B), and a row's result no longer depends on the rows beside it (bitwise), which the
 plain layout's does. The blocks' weights are replaced, so they take no more memory; the tied output
 layer gets its own copy, since the embedding lookup needs the plain one.
 """
@@ -152,14 +152,7 @@ def use_onednn(model: GPT) -> GPT:
     (in place; inference only, like ``quantize``). Anything else (a GPU, bf16, no oneDNN) is left as it is."""
     if model.wte.weight.device.type != "cpu" or model.wte.weight.dtype != torch.float32 or not onednn_supported():
         return model
-    for block in model.h:
-        for parent in (block.attn, block.mlp):
-            for name, child in list(parent.named_children()):
-                if type(child) is nn.Linear:
-                    setattr(parent, name, OneDNNLinear(child.weight, child.bias))
-    if model.output is None:
-        model.output = OneDNNLinear(model.wte.weight, None)
-    return model.eval().requires_grad_(False)
+    return _swap_linears(model, lambda weight, bias, output: OneDNNLinear(weight, bias)).requires_grad_(False)
 
 
 def int8_supported() -> bool:
@@ -190,12 +183,23 @@ def quantize(model: GPT, kind: str = "int8") -> GPT:
     int4 takes the blocks' Linear layers whose input width is a multiple of 32 (every one of
     GPT-2's); the output layer, and any other, get int8 weights where fbgemm runs."""
     check(kind, model.wte.weight.device, model.wte.weight.dtype)
+    if model.output is not None:
+        raise GptkitError("this model is already prepared for inference (quantized, or fp32 in oneDNN's layout); "
+                          "quantize the model as loaded")
+    return _swap_linears(model, lambda weight, bias, output: _layer(kind, weight, bias, output))
+
+
+def _swap_linears(model: GPT, make) -> GPT:
+    """Replace the blocks' nn.Linear layers by ``make(weight, bias, output=False)``, and give a model
+    whose output layer is still the tied W_e its own, ``make(W_e, None, output=True)`` (in place, for
+    inference)."""
     for block in model.h:
         for parent in (block.attn, block.mlp):
             for name, child in list(parent.named_children()):
-                if isinstance(child, nn.Linear):
-                    setattr(parent, name, _layer(kind, child.weight, child.bias, output=False))
-    model.output = _layer(kind, model.wte.weight, None, output=True)
+                if type(child) is nn.Linear:
+                    setattr(parent, name, make(child.weight, child.bias, False))
+    if model.output is None:
+        model.output = make(model.wte.weight, None, True)
     return model.eval()
 
 

@@ -107,6 +107,8 @@ def test_onednn_runs_the_same_fp32_model_on_reordered_weights(tmp_path):
     assert type(use_onednn(bf16).h[0].mlp.c_fc) is nn.Linear and bf16.output is None  # fp32 on the CPU only
     int8 = use_onednn(quantize(tiny_model(), "int8")) if int8_supported() else None
     assert int8 is None or isinstance(int8.output, Int8Linear)  # a quantized model keeps its layers
+    with pytest.raises(GptkitError, match="already prepared for inference"):
+        quantize(model, "int8")  # not a silent no-op: its Linears are gone
 
 
 @ONEDNN
