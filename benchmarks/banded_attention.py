@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from gptkit.config import GPTConfig
+from gptkit.io import save_figure, write_text
 from gptkit.model.attention import build_attention_mask
 from gptkit.model.banded import banded_attention
 from gptkit.model.gpt import Block
@@ -154,7 +155,7 @@ def plot(data: dict, png: str) -> None:
                  f"on {data['cpu']} ({data['threads']} threads): median of {data['rounds']} rounds, bars min to max; "
                  "labels: dense masked / banded", fontsize=9)
     fig.tight_layout()
-    fig.savefig(png)
+    save_figure(fig, png)
     print(f"wrote {png}")
 
 
@@ -204,8 +205,7 @@ def main() -> None:
             ratio = f"{row['dense_masked_over_banded']:.2f}x ({row['dense_masked_over_banded_min']:.2f}x)"
             print(f"| {what} | {row['T']:,} | {cells} | {ratio} | {row['banded_us_per_token']} |")
     print(json.dumps(data["checks"]))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(data, indent=2) + "\n")
+    write_text(args.out, json.dumps(data, indent=2) + "\n")
     print(f"wrote {args.out}")
     plot(data, args.plot)
 

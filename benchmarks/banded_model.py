@@ -20,13 +20,13 @@ import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from gptkit import GPT, GPTConfig
 from gptkit.inference import SamplingConfig, generate_ids
 from gptkit.inference.engine import BLOCK_LEN, Engine, Sequence
+from gptkit.io import write_text
 
 KINDS = ("alternating", "dense")
 
@@ -95,7 +95,7 @@ def main() -> None:
         print(f"T={T}: training alternating {train['alternating']['tokens_per_sec']} vs dense "
               f"{train['dense']['tokens_per_sec']} tok/s ({train['speedup']}x); KV cache {decode['ratio']}x of dense, "
               f"greedy equal: {decode['greedy_equal']}", flush=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_text(args.out, json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gptkit.io import write_text  # noqa: E402
 from tests.corpus.synthetic import planted_corpus, write_jsonl  # noqa: E402
 
 NUM_PERM = 100  # gptkit's default 20 bands x 5 rows
@@ -275,8 +276,7 @@ def main() -> None:
                            "output": classifier["output"]},
         "rows": rows,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

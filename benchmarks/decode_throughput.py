@@ -43,6 +43,7 @@ from gptkit.checkpoint import load_model
 from gptkit.device import resolve_device
 from gptkit.inference import SamplingConfig, generate_ids, generate_tokens
 from gptkit.inference.precision import describe, pick_precision
+from gptkit.io import save_figure, write_text
 from gptkit.model.quantize import quantize, use_onednn
 from gptkit.tokenizer import Tokenizer
 
@@ -292,8 +293,7 @@ def plot(rows: list[dict], size: str, title: str, path: str) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
 
 
 def cpu_name() -> str:
@@ -350,8 +350,7 @@ def main() -> None:
         print(ctranslate2_table(rows, ttft))
     print(f"load average before {load_before[0]:.2f}, after {result['load_avg_after'][0]:.2f}")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(args.out, json.dumps(result, indent=2) + "\n")
     if args.plot:
         size = runs[0].split(":")[0]
         plot(rows, size, f"GPT-2 {size} greedy decoding on {where}\n{args.prompt}-token prompts, {args.new_tokens} new tokens", args.plot)

@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gptkit.config import GPTConfig  # noqa: E402
+from gptkit.io import save_figure  # noqa: E402
 from gptkit.model import flops_per_token  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def main(results: str, png: str) -> None:
     ax.set_ylim(0, max(values) * 1.25)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png)
+    save_figure(fig, png)
     print(f"wrote {png}")
 
 
@@ -70,7 +71,7 @@ def by_batch(results: str, png: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(png)
+    save_figure(fig, png)
     print(f"wrote {png}")
 
 
@@ -93,7 +94,7 @@ def loss_vs_time(png: str, *runs: str, top: float | None = None) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(png)
+    save_figure(fig, png)
     print(f"wrote {png}")
 
 

@@ -21,6 +21,7 @@ import torch
 import gptkit
 from gptkit.data import shakespeare_splits
 from gptkit.eval import perplexity
+from gptkit.io import write_text
 
 PRECISIONS = {"fp32": {}, "bf16": {"dtype": torch.bfloat16}, "int8": {"quantize": "int8"}, "int4": {"quantize": "int4"}}
 
@@ -55,7 +56,7 @@ def main() -> None:
         r["change"] = r["perplexity"] / exact - 1
         print(f"| {name} | {r['perplexity']:.4f} | {r['change']:+.3%} |")
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(args.out, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -31,13 +31,13 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from openai import OpenAI
 from serve_load import TOKENIZER, Server, describe
 
 from gptkit import GPT, GPTConfig
+from gptkit.io import write_text
 
 WORDS = ("the king is in his garden and we go to see what news the day brings from town so that all may know "
          "how long this war has been with them there her queen comes now but you will not find any more here").split()
@@ -160,7 +160,7 @@ def main() -> None:
     result["same_replies"] = all(r == replies["new"] for r in replies.values())
     print(json.dumps({k: v for k, v in result.items() if k != "chats"}, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(args.out, json.dumps(result, indent=2) + "\n")
     sys.exit(0 if result["same_replies"] else 1)
 
 

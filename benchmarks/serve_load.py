@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import torch
 
 from gptkit import GPT, GPTConfig, Tokenizer
+from gptkit.io import write_text
 
 TOKENIZER = Tokenizer.gpt2()
 
@@ -286,7 +287,7 @@ def main() -> None:
     result["checks"] = checks
     print(json.dumps({k: v for k, v in result.items() if k != "rounds"}, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(args.out, json.dumps(result, indent=2) + "\n")
     sys.exit(0 if all(checks.values()) else 1)
 
 

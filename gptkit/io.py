@@ -79,6 +79,13 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """A matplotlib figure written as write_text writes text: a kill mid-write leaves the old image."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
+    return Path(path)
+
+
 def read_text(path: str | Path, fix: str = "restore it or write it again") -> str:
     """A UTF-8 file gptkit or the user wrote; anything else is a one-line error saying ``fix``."""
     path = Path(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gptkit.io import save_figure
+
 
 def table(results: list[dict]) -> str:
     rows = [("task", "K", "shots used", "metric", "value")]
@@ -47,5 +49,4 @@ def plot_shots(results: list[dict], png: str | Path) -> Path:
         ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=8)
     axes[0][0].set_ylabel("score")
     fig.tight_layout()
-    fig.savefig(png)
-    return Path(png)
+    return save_figure(fig, png)

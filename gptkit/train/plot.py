@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from gptkit.errors import GptkitError
+from gptkit.io import save_figure
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -54,5 +55,4 @@ def plot_losses(metrics_path: str | Path, png_path: str | Path, baseline: float 
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(png_path)
-    return Path(png_path)
+    return save_figure(fig, png_path)

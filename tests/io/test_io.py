@@ -48,3 +48,27 @@ def test_atomic_path_leaves_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["f.txt"]  # no temporary left behind
+
+
+def test_a_figure_that_fails_to_save_leaves_the_old_image(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gptkit.io import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3])
+    png = save_figure(fig, tmp_path / "loss.png")
+    before = png.read_bytes()
+    assert before.startswith(b"\x89PNG")
+    class Broken(matplotlib.artist.Artist):
+        def draw(self, renderer):
+            raise RuntimeError("cannot draw")
+
+    ax.add_artist(Broken())  # savefig now fails partway
+    with pytest.raises(RuntimeError, match="cannot draw"):
+        save_figure(fig, png)
+    assert png.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["loss.png"]
+    plt.close(fig)
