@@ -171,6 +171,26 @@ def check_output(out: str | Path, kind: str, inputs: Iterable[str | Path | None]
                               "as input; give an --out outside it")
 
 
+def check_output_file(out: str | Path | None, inputs: Iterable[str | Path | None] = ()) -> None:
+    """Refuse an output *file* (results, a classifier) that is, or lies inside, one of the command's
+    ``inputs``: through a symlink too, since the write lands on the link's target. Cheap: commands
+    call it before loading anything. No ``out``, nothing to check."""
+    if out is None:
+        return
+    target = Path(os.path.realpath(Path(out).expanduser()))
+    for source in inputs:
+        if source is None:
+            continue
+        spec, fixed = Path(source).expanduser(), _fixed_prefix(source)
+        if fixed != spec:  # a glob: the output must not be a file it matches
+            hit = fnmatch.fnmatch(str(target), str(fixed.resolve() / spec.relative_to(fixed)))
+        else:  # a file or directory on disk (a model name that is not one overlaps nothing)
+            hit = spec.exists() and (spec.resolve() == target or spec.resolve() in target.parents)
+        if hit:
+            raise GptkitError(f"--out {out} overlaps the input {source}: writing it would destroy the input; "
+                              "give an --out outside it")
+
+
 def _overlaps(target: Path, source: str) -> bool:
     """Whether the output directory ``target`` is, contains or lies inside the path ``source``, or
     would hold files that the glob ``source`` matches."""

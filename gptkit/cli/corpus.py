@@ -172,7 +172,9 @@ def decontaminate(inputs, out, text_field, compression, quiet, part, tasks, cut_
 def classifier(reference, raw, out, max_documents, c, seed, text_field) -> None:
     """Fit GPT-3's quality classifier: reference vs raw documents, hashed words and word pairs, logistic regression."""
     from gptkit.corpus.quality import fit_files
+    from gptkit.run_dir import check_output_file
 
+    check_output_file(out, [*reference, *raw])
     model = fit_files(list(reference), list(raw), out, max_documents, seed, text_field, c)
     accuracy = model.info.get("held_out_accuracy")
     click.echo(f"classifier: {model.info['reference_documents']:,} reference and {model.info['raw_documents']:,} raw "

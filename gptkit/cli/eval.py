@@ -10,6 +10,7 @@ import click
 from gptkit.cli.generate import exact_precision_options, load_for_inference
 from gptkit.cli.group import cli
 from gptkit.errors import GptkitError
+from gptkit.run_dir import check_output_file
 
 
 @cli.group("eval")
@@ -49,6 +50,7 @@ def perplexity(model_dir, data_file, stride, batch_size, device, out, quiet, dty
     from gptkit.eval import perplexity as run
     from gptkit.io import write_text
 
+    check_output_file(out, [model_dir, data_file])
     path = Path(data_file)
     if not path.is_file():
         raise GptkitError(f"--data {path} does not exist")
@@ -78,6 +80,8 @@ def task(model_dir, tasks, shots, seed, limit, batch_size, device, out, quiet, d
     from gptkit.eval.report import plot_shots, table
     from gptkit.io import write_text
 
+    for written in [out, Path(out).with_suffix(".png")] if out else []:  # the results, and their plot
+        check_output_file(written, [model_dir, *tasks])
     try:
         ks = sorted({int(k) for k in shots.split(",") if k.strip()})
     except ValueError:
@@ -111,6 +115,7 @@ def harness(model_dir, tasks, include_path, num_fewshot, limit, batch_size, devi
     from gptkit.eval.harness import GptkitLM
     from gptkit.io import write_text
 
+    check_output_file(out, [model_dir, include_path])
     names = [t.strip() for spec in tasks for t in spec.split(",") if t.strip()]
     manager = TaskManager(include_path=include_path) if include_path else TaskManager()
     unknown = [t for t in names if t not in manager.all_tasks]

@@ -64,6 +64,17 @@ WRITERS = {  # each writing command, writing into OUT
 }
 
 
+def made(path: str) -> str:
+    """A file that exists (what it holds does not matter: the refusal comes before it is read)."""
+    Path(path).write_text("name: t\n")
+    return path
+
+
+def link(tmp: Path, target: str) -> str:
+    (tmp / "results.json").symlink_to(target)
+    return str(tmp / "results.json")
+
+
 def ft_file(tmp: Path) -> str:
     path = tmp / "ft.jsonl"
     path.write_text('{"text": "to be", "label": "a"}\n{"text": "or not", "label": "b"}\n')
@@ -115,7 +126,9 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(run, tmp_path)
 
 @pytest.mark.parametrize("case", ["tokenizer over a model", "prepare inside its input", "prepare onto its input",
                                   "finetune onto its model", "export onto its model", "convert onto a run",
-                                  "pretrain into prepared data"])
+                                  "pretrain into prepared data", "eval results onto its data",
+                                  "eval results through a link to its data", "eval results inside its model",
+                                  "eval plot over its task file", "quality classifier onto its corpus"])
 def test_an_output_over_an_input_or_another_kind_is_refused(case, model, run, char_data, tmp_path):
     books = text(tmp_path)
     args, kept = {
@@ -128,6 +141,17 @@ def test_an_output_over_an_input_or_another_kind_is_refused(case, model, run, ch
         "export onto its model": (["export", "--model", str(model), "--out", str(model)], model),
         "convert onto a run": (["convert", "--model", str(model), "--out", str(run)], run),
         "pretrain into prepared data": (["pretrain", *TRAIN, "--max-steps", "2", "--out", char_data], Path(char_data)),
+        "eval results onto its data": (["eval", "perplexity", "--model", str(model), "--data", f"{books}/a.txt",
+                                        "--out", f"{books}/a.txt"], Path(books)),
+        "eval results through a link to its data": (["eval", "perplexity", "--model", str(model), "--data",
+                                                     f"{books}/a.txt", "--out", link(tmp_path, f"{books}/a.txt")],
+                                                    Path(books)),
+        "eval results inside its model": (["eval", "perplexity", "--model", str(model), "--data", f"{books}/a.txt",
+                                           "--out", str(model / "model.safetensors")], model),
+        "eval plot over its task file": (["eval", "task", "--model", str(model), "--task", made(f"{books}/t.png"),
+                                          "--shots", "0,1", "--out", f"{books}/t.json"], Path(books)),
+        "quality classifier onto its corpus": (["corpus", "classifier", "--reference", f"{books}/a.txt",
+                                                "--raw", f"{books}/*.txt", "--out", f"{books}/b.txt"], Path(books)),
     }[case]
     before = snapshot(kept)
     line = error_line(gptkit(*args, cwd=tmp_path))
