@@ -22,9 +22,9 @@ The output layer keeps int8 weights: it is where int4's error would reach the lo
 fp32 (``use_onednn``): not a quantization but the same fp32 weights on another kernel, reordered once.
 oneDNN's fp32 matmul (``torch.ops.mkldnn._linear_pointwise``, what inductor calls on the CPU) decoded
 GPT-2's shapes 1.3x faster than F.linear (MKL) at batch 1 and 1.7x at batch 16 on 2 AVX2 cores with
-the weights as they are; on weights reordered once into its blocked layout, 1.26x faster again at batch
-16 and 1.1x at 64 (generate, one-process A/B), and a row's result no longer depends on the rows beside it (bitwise), which the
-plain layout's does. The blocks' weights are replaced, so they take no more memory; the tied output
+the weights as they are; on weights reordered once into its blocked layout, 1.26x faster again at
+batch 16 and 1.1x at 64 (generate, one-process A/B), and a row's result no longer depends on the rows
+beside it (bitwise), which the plain layout's does. The blocks' weights are replaced, so they take no more memory; the tied output
 layer gets its own copy, since the embedding lookup needs the plain one.
 """
 
